@@ -1,0 +1,37 @@
+"""[compute]: the compute service and its hypervisor driver."""
+
+from oslo_config import cfg
+
+compute_group = cfg.OptGroup("compute", title="Compute service options")
+
+opts = [
+    cfg.StrOpt("compute_driver", default="fake",
+               help="Hypervisor driver, by registry name (see 'virtstack drivers')."),
+    cfg.IntOpt("sync_power_state_interval", default=60, min=-1,
+               help="Seconds between power-state syncs with the hypervisor; -1 disables."),
+    cfg.IntOpt("update_resources_interval", default=60, min=1,
+               help="Seconds between compute-node resource updates."),
+    cfg.IntOpt("shutdown_timeout", default=60, min=0,
+               help="Seconds a guest gets to shut down cleanly before power is cut."),
+    cfg.IntOpt("shutdown_retry_interval", default=10, min=1,
+               help="Seconds between ACPI shutdown requests during a clean stop."),
+    cfg.IntOpt("reboot_timeout", default=120, min=1,
+               help="Seconds a soft reboot may take before it becomes a hard one."),
+    cfg.FloatOpt("cpu_allocation_ratio", default=16.0, min=0.1,
+                 help="Virtual CPUs scheduled per physical CPU."),
+    cfg.FloatOpt("ram_allocation_ratio", default=1.5, min=0.1,
+                 help="Virtual RAM scheduled per physical RAM."),
+    cfg.FloatOpt("disk_allocation_ratio", default=1.0, min=0.1,
+                 help="Virtual disk scheduled per physical disk."),
+    cfg.IntOpt("service_down_time", default=60, min=1,
+               help="Seconds without a heartbeat after which a service is 'down'."),
+]
+
+
+def register_opts(conf):
+    conf.register_group(compute_group)
+    conf.register_opts(opts, group=compute_group)
+
+
+def list_opts():
+    return {compute_group: opts}

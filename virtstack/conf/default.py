@@ -1,0 +1,27 @@
+"""[DEFAULT]: where state lives and who this host is.
+
+``transport_url`` and ``rpc_response_timeout`` are oslo.messaging's own
+options (also in [DEFAULT]); an unset ``transport_url`` means ``fake://``:
+every service in this one process.
+"""
+
+import os
+import socket
+
+from oslo_config import cfg
+
+opts = [
+    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
+               help="Name of this host: the compute-node and RPC server name."),
+    cfg.StrOpt("state_path", default=os.path.join(os.path.expanduser("~"), ".local", "share", "virtstack"),
+               sample_default="~/.local/share/virtstack",
+               help="Directory for the database, images, instance disks and logs."),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(opts)
+
+
+def list_opts():
+    return {"DEFAULT": opts}

@@ -1,0 +1,169 @@
+"""Errors of virtstack, each with the HTTP status the API returns for it.
+
+The API turns any ``VirtstackException`` into the OpenStack error body with
+``code`` as the status; anything else becomes a 500 (and is a bug).
+"""
+
+from __future__ import annotations
+
+
+class VirtstackException(Exception):
+    """Base error. ``msg_fmt`` is %-formatted with the keyword arguments."""
+
+    msg_fmt = "An unknown error occurred."
+    code = 500
+
+    def __init__(self, message: str | None = None, **kwargs):
+        self.kwargs = kwargs
+        if message is None:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError):
+                message = self.msg_fmt
+        self.message = message
+        super().__init__(message)
+
+    def format_message(self) -> str:
+        return self.message
+
+
+# 400
+class Invalid(VirtstackException):
+    msg_fmt = "Invalid input: %(reason)s"
+    code = 400
+
+
+class ValidationError(Invalid):
+    msg_fmt = "Invalid input for field/attribute %(field)s: %(reason)s"
+
+
+class InvalidMicroversion(Invalid):
+    msg_fmt = "Invalid microversion: %(reason)s"
+
+
+class FlavorNotFoundForCreate(Invalid):
+    msg_fmt = "Flavor %(flavor_id)s could not be found."
+
+
+class ImageNotFoundForCreate(Invalid):
+    msg_fmt = "Can not find requested image %(image_id)s."
+
+
+class ImageNotActive(Invalid):
+    msg_fmt = "Image %(image_id)s is not active."
+
+
+class FlavorTooSmall(Invalid):
+    msg_fmt = "%(what)s of flavor %(flavor_id)s is smaller than the image requires (%(needed)s)."
+
+
+# 401/403
+class NotAuthenticated(VirtstackException):
+    msg_fmt = "Authentication required."
+    code = 401
+
+
+class Forbidden(VirtstackException):
+    msg_fmt = "Policy doesn't allow %(action)s to be performed."
+    code = 403
+
+
+class QuotaExceeded(Forbidden):
+    msg_fmt = ("Quota exceeded for %(resources)s: requested %(requested)s, "
+               "but already used %(used)s of %(allowed)s %(resources)s")
+
+
+# 404
+class NotFound(VirtstackException):
+    msg_fmt = "Resource could not be found."
+    code = 404
+
+
+class InstanceNotFound(NotFound):
+    msg_fmt = "Instance %(instance_id)s could not be found."
+
+
+class FlavorNotFound(NotFound):
+    msg_fmt = "Flavor %(flavor_id)s could not be found."
+
+
+class ImageNotFound(NotFound):
+    msg_fmt = "Image %(image_id)s could not be found."
+
+
+class ComputeHostNotFound(NotFound):
+    msg_fmt = "Compute host %(host)s could not be found."
+
+
+class HypervisorNotFound(NotFound):
+    msg_fmt = "Hypervisor %(hypervisor_id)s could not be found."
+
+
+class InstanceActionNotFound(NotFound):
+    msg_fmt = "Action for request_id %(request_id)s on instance %(instance_id)s not found"
+
+
+# 406
+class VersionNotAcceptable(VirtstackException):
+    msg_fmt = "Version %(version)s is not supported by the API. Minimum is %(min)s and maximum is %(max)s."
+    code = 406
+
+
+# 409
+class Conflict(VirtstackException):
+    msg_fmt = "Conflict: %(reason)s"
+    code = 409
+
+
+class InstanceInvalidState(Conflict):
+    msg_fmt = ("Cannot '%(action)s' instance %(instance_uuid)s while it is in "
+               "%(attr)s %(state)s")
+
+
+class FlavorExists(Conflict):
+    msg_fmt = "Flavor with %(what)s %(value)s already exists."
+
+
+# 5xx and service-side failures
+class NoValidHost(VirtstackException):
+    msg_fmt = "No valid host was found. %(reason)s"
+    code = 500
+
+
+class NotSupported(VirtstackException):
+    """The driver does not implement this optional operation."""
+
+    msg_fmt = "Operation %(operation)s is not supported by the %(driver)s driver."
+    code = 501
+
+
+class DriverNotFound(VirtstackException):
+    msg_fmt = "Unknown compute driver '%(name)s'; available drivers: %(available)s"
+
+
+class InstanceNotRunning(Conflict):
+    msg_fmt = "Instance %(instance_id)s is not running."
+
+
+class InstanceExists(Conflict):
+    msg_fmt = "Instance %(name)s already exists on the hypervisor."
+
+
+class InstancePowerOffFailure(VirtstackException):
+    msg_fmt = "Failed to power off instance: %(reason)s"
+
+
+class InstanceRebootFailure(VirtstackException):
+    msg_fmt = "Failed to reboot instance: %(reason)s"
+
+
+class DeviceNotFound(NotFound):
+    msg_fmt = "Device %(device)s not found on instance %(instance_id)s."
+
+
+class DeviceInUse(Conflict):
+    msg_fmt = "Device %(device)s is already in use on instance %(instance_id)s."
+
+
+class ConfigError(VirtstackException):
+    msg_fmt = "Configuration error: %(reason)s"
