@@ -1,0 +1,131 @@
+"""Engine and sessions of the service database, and schema upgrades.
+
+One engine per process, made lazily from ``[database] connection`` (SQLite in
+``state_path`` by default). Query modules (``db.instance``, ``db.flavor``,
+...) take sessions from ``session()``; objects they return are detached and
+fully loaded, safe to use after the session closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event, orm
+
+from virtstack.conf import CONF
+
+LOG = logging.getLogger(__name__)
+
+#: Our alembic version table (TaskFlow keeps its own ``alembic_version``).
+VERSION_TABLE = "virtstack_alembic_version"
+
+_lock = threading.Lock()
+_engine: sa.Engine | None = None
+_sessionmaker: orm.sessionmaker | None = None
+
+
+def default_url() -> str:
+    return "sqlite:///" + os.path.join(os.path.expanduser(CONF.state_path), "virtstack.sqlite")
+
+
+def connection_url() -> str:
+    return CONF.database.connection or default_url()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets readers run beside the one writer; NORMAL sync is durable
+    # across process crashes (not power loss), which is what a service needs.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # Take the write lock at BEGIN, so a read-then-write transaction cannot
+    # deadlock with another one upgrading its lock (pysqlite's default
+    # deferred BEGIN does exactly that under concurrency).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for ``url`` with the settings virtstack relies on."""
+    kwargs: dict = {"future": True}
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "isolation_level": None}
+    else:
+        kwargs.update(pool_size=CONF.database.pool_size, max_overflow=CONF.database.pool_size * 2,
+                      pool_pre_ping=True, pool_recycle=3600)
+        if url.startswith("mysql"):
+            kwargs["isolation_level"] = "READ COMMITTED"
+    engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def get_engine() -> sa.Engine:
+    global _engine, _sessionmaker
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                _engine = create_engine(connection_url())
+                _sessionmaker = orm.sessionmaker(bind=_engine, expire_on_commit=False)
+    return _engine
+
+
+def dispose() -> None:
+    """Forget the engine (tests switch databases; services shut down)."""
+    global _engine, _sessionmaker
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+        _sessionmaker = None
+
+
+@contextlib.contextmanager
+def session() -> Iterator[orm.Session]:
+    """A session in one transaction: committed on success, rolled back on error."""
+    get_engine()
+    assert _sessionmaker is not None
+    with _sessionmaker() as sess, sess.begin():
+        yield sess
+
+
+def upgrade() -> None:
+    """Bring the schema to the newest version (ours via alembic, then
+    TaskFlow's flow-state tables through its own migrations)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(), "head")
+    from virtstack.flows import persistence
+    persistence.upgrade(get_engine())
+
+
+def alembic_config():
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", os.path.join(os.path.dirname(__file__), "migrations"))
+    cfg.attributes["engine"] = get_engine()
+    return cfg
+
+
+def current_revision() -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with get_engine().connect() as conn:
+        return MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE}).get_current_revision()

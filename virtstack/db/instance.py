@@ -1,0 +1,323 @@
+"""Instance rows: create, read, list with filters and pagination, and the
+guarded state transitions (compare-and-set, DESIGN rule 6)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+
+from virtstack import exception
+from virtstack.compute import states
+from virtstack.db import api as db_api
+from virtstack.db import models
+
+#: Sort keys the API accepts (the Compute API's list, less joined columns).
+SORT_KEYS = ("created_at", "updated_at", "display_name", "uuid", "vm_state",
+             "task_state", "power_state", "host", "node", "launched_at",
+             "terminated_at", "key_name", "project_id", "user_id", "image_ref",
+             "flavorid", "hostname", "display_description", "locked")
+
+
+def create(values: dict[str, Any]) -> models.Instance:
+    """Insert an instance; returns the row (detached)."""
+    row = models.Instance(**values)
+    with db_api.session() as sess:
+        sess.add(row)
+    return row
+
+
+def get(uuid: str, project_id: str | None = None, read_deleted: bool = False) -> models.Instance:
+    """The instance ``uuid`` (of ``project_id`` when given); 404 otherwise."""
+    q = sa.select(models.Instance).where(models.Instance.uuid == uuid)
+    if project_id is not None:
+        q = q.where(models.Instance.project_id == project_id)
+    if not read_deleted:
+        q = q.where(models.Instance.deleted == 0)
+    with db_api.session() as sess:
+        row = sess.scalars(q).first()
+    if row is None:
+        raise exception.InstanceNotFound(instance_id=uuid)
+    return row
+
+
+def _status_clause(status: str):
+    clauses = []
+    for vm_state, task_state, is_default in states.vm_states_for_status(status):
+        if is_default:
+            # The vm_state's default: any task_state that has its own status
+            # under this vm_state is excluded.
+            others = [t for t in states._STATUS_MAP[vm_state] if t != "default"]
+            cond = models.Instance.vm_state == vm_state
+            if others:
+                cond = sa.and_(cond, sa.or_(models.Instance.task_state.is_(None),
+                                            models.Instance.task_state.not_in(others)))
+            clauses.append(cond)
+        else:
+            clauses.append(sa.and_(models.Instance.vm_state == vm_state,
+                                   models.Instance.task_state == task_state))
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+def list_(filters: dict[str, Any] | None = None, limit: int | None = None,
+          marker: str | None = None, sort_keys: Sequence[str] = ("created_at",),
+          sort_dirs: Sequence[str] = ("desc",)) -> list[models.Instance]:
+    """Instances matching ``filters``, sorted, from after ``marker`` (a uuid).
+
+    Filters: project_id, user_id, host, node, name (regex), status (API
+    status), vm_state, task_state, image (ref), flavor (flavorid),
+    changes_since / changes_before (datetimes; include deleted), deleted
+    (bool), reservation_id, locked, uuids (list), ip (unused: no networks).
+    Raises ``InvalidMarker`` (400) when the marker is unknown.
+    """
+    filters = dict(filters or {})
+    I = models.Instance
+    conds = []
+    changes = "changes_since" in filters or "changes_before" in filters
+    deleted = filters.pop("deleted", None)
+    if deleted is True:
+        conds.append(I.deleted != 0)
+    elif deleted is False or (deleted is None and not changes):
+        conds.append(I.deleted == 0)
+    for key, col in (("project_id", I.project_id), ("user_id", I.user_id), ("host", I.host),
+                     ("node", I.node), ("vm_state", I.vm_state), ("image", I.image_ref),
+                     ("flavor", I.flavorid), ("reservation_id", I.reservation_id),
+                     ("locked", I.locked)):
+        if key in filters:
+            value = filters[key]
+            conds.append(col.in_(value) if isinstance(value, (list, tuple, set)) else col == value)
+    if "task_state" in filters:
+        ts = filters["task_state"]
+        conds.append(I.task_state.is_(None) if ts is None else I.task_state == ts)
+    if "uuids" in filters:
+        conds.append(I.uuid.in_(list(filters["uuids"])))
+    if "name" in filters:
+        conds.append(I.display_name.regexp_match(filters["name"]))
+    if "status" in filters:
+        statuses = filters["status"]
+        statuses = statuses if isinstance(statuses, (list, tuple)) else [statuses]
+        conds.append(sa.or_(*[_status_clause(s) for s in statuses]))
+    if "changes_since" in filters:
+        conds.append(sa.func.coalesce(I.updated_at, I.created_at) >= filters["changes_since"])
+    if "changes_before" in filters:
+        conds.append(sa.func.coalesce(I.updated_at, I.created_at) <= filters["changes_before"])
+
+    keys = list(sort_keys) + ["id"]
+    dirs = list(sort_dirs) + [sort_dirs[-1] if sort_dirs else "desc"]
+    order = [getattr(I, k).desc() if d == "desc" else getattr(I, k).asc() for k, d in zip(keys, dirs)]
+    with db_api.session() as sess:
+        if marker is not None:
+            mrow = sess.scalars(sa.select(I).where(I.uuid == marker)).first()
+            if mrow is None:
+                raise exception.Invalid(reason=f"marker [{marker}] not found")
+            conds.append(_after_marker(mrow, keys, dirs))
+        q = sa.select(I).where(*conds).order_by(*order)
+        if limit is not None:
+            q = q.limit(limit)
+        return list(sess.scalars(q))
+
+
+def _after_marker(mrow: models.Instance, keys: list[str], dirs: list[str]):
+    """Rows strictly after ``mrow`` in the (keys, dirs) order (keyset paging).
+
+    NULLs sort first ascending on PostgreSQL-like semantics are avoided by
+    comparing with COALESCE to a sentinel of the column's type.
+    """
+    I = models.Instance
+    ors = []
+    for i, key in enumerate(keys):
+        ands = []
+        for prev in keys[:i]:
+            col, val = getattr(I, prev), getattr(mrow, prev)
+            ands.append(col.is_(None) if val is None else col == val)
+        col, val = getattr(I, key), getattr(mrow, key)
+        if val is None:
+            # NULL is the smallest: after it ascending is any non-NULL;
+            # nothing is after it descending.
+            if dirs[i] == "asc":
+                ands.append(col.is_not(None))
+            else:
+                continue
+        else:
+            cmp = col > val if dirs[i] == "asc" else col < val
+            if dirs[i] == "desc":
+                cmp = sa.or_(cmp, col.is_(None))
+            ands.append(cmp)
+        ors.append(sa.and_(*ands))
+    return sa.or_(*ors) if ors else sa.false()
+
+
+def transition(uuid: str, vm_states: Iterable[str] | None,
+               task_states: Iterable[str | None] | None,
+               values: dict[str, Any]) -> bool:
+    """Compare-and-set: apply ``values`` to ``uuid`` only if it is still in
+    one of ``vm_states`` and ``task_states`` (None = don't care). One UPDATE
+    statement, so the database decides which of two racers wins. Returns
+    whether this caller won."""
+    I = models.Instance
+    conds = [I.uuid == uuid, I.deleted == 0]
+    if vm_states is not None:
+        conds.append(I.vm_state.in_(list(vm_states)))
+    if task_states is not None:
+        task_states = list(task_states)
+        named = [t for t in task_states if t is not None]
+        parts = []
+        if None in task_states:
+            parts.append(I.task_state.is_(None))
+        if named:
+            parts.append(I.task_state.in_(named))
+        conds.append(sa.or_(*parts))
+    values = dict(values)
+    values.setdefault("updated_at", models.utcnow())
+    with db_api.session() as sess:
+        result = sess.execute(sa.update(I).where(*conds).values(**values)
+                              .execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+
+def start_action(uuid: str, action: str, project_id: str | None = None) -> models.Instance:
+    """Move ``uuid`` into ``action``'s task_state if the state machine allows
+    it; ``InstanceInvalidState`` (409) otherwise, naming the current state."""
+    t = states.ACTIONS[action]
+    vm_states, task_states = states.starting_states(action)
+    won = transition(uuid, vm_states, task_states, {"task_state": t.task_state})
+    row = get(uuid, project_id=project_id)
+    if not won:
+        if row.task_state is not None:
+            raise exception.InstanceInvalidState(action=action.split("_")[0], instance_uuid=uuid,
+                                                 attr="task_state", state=row.task_state)
+        raise exception.InstanceInvalidState(action=action.split("_")[0], instance_uuid=uuid,
+                                             attr="vm_state", state=row.vm_state)
+    return row
+
+
+def update(uuid: str, values: dict[str, Any]) -> None:
+    """Unconditional update (for fields no state machine guards)."""
+    values = dict(values)
+    values.setdefault("updated_at", models.utcnow())
+    with db_api.session() as sess:
+        sess.execute(sa.update(models.Instance).where(models.Instance.uuid == uuid).values(**values)
+                     .execution_options(synchronize_session=False))
+
+
+def mark_deleted(uuid: str) -> bool:
+    """Soft-delete the row: vm_state DELETED, ``deleted`` = id. Idempotent."""
+    now = models.utcnow()
+    with db_api.session() as sess:
+        result = sess.execute(
+            sa.update(models.Instance)
+            .where(models.Instance.uuid == uuid, models.Instance.deleted == 0)
+            .values(vm_state=states.DELETED, task_state=None, deleted=models.Instance.id,
+                    deleted_at=now, terminated_at=now, updated_at=now, power_state=0)
+            .execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+
+def count_usage(project_id: str) -> dict[str, int]:
+    """Live instances, cores and RAM of a project (for quotas and limits)."""
+    I = models.Instance
+    q = sa.select(sa.func.count(I.id), sa.func.coalesce(sa.func.sum(I.vcpus), 0),
+                  sa.func.coalesce(sa.func.sum(I.memory_mb), 0)).where(
+        I.project_id == project_id, I.deleted == 0)
+    with db_api.session() as sess:
+        n, cores, ram = sess.execute(q).one()
+    return {"instances": int(n), "cores": int(cores), "ram": int(ram)}
+
+
+def by_host(host: str) -> list[models.Instance]:
+    """Live instances placed on ``host``."""
+    q = sa.select(models.Instance).where(models.Instance.host == host, models.Instance.deleted == 0)
+    with db_api.session() as sess:
+        return list(sess.scalars(q))
+
+
+# -- faults ------------------------------------------------------------------
+
+def add_fault(uuid: str, code: int, message: str, details: str | None = None) -> None:
+    with db_api.session() as sess:
+        sess.add(models.InstanceFault(instance_uuid=uuid, code=code, message=message[:255],
+                                      details=details))
+
+
+def latest_faults(uuids: Iterable[str]) -> dict[str, models.InstanceFault]:
+    """The newest fault of each of ``uuids`` that has one (one query)."""
+    uuids = list(uuids)
+    if not uuids:
+        return {}
+    F = models.InstanceFault
+    q = sa.select(F).where(F.instance_uuid.in_(uuids)).order_by(F.instance_uuid, F.id.desc())
+    out: dict[str, models.InstanceFault] = {}
+    with db_api.session() as sess:
+        for fault in sess.scalars(q):
+            out.setdefault(fault.instance_uuid, fault)
+    return out
+
+
+# -- instance actions ----------------------------------------------------------
+
+def action_start(uuid: str, action: str, request_id: str, user_id: str, project_id: str) -> None:
+    with db_api.session() as sess:
+        sess.add(models.InstanceAction(instance_uuid=uuid, action=action, request_id=request_id,
+                                       user_id=user_id, project_id=project_id))
+
+
+def _action_row(sess, uuid: str, request_id: str) -> models.InstanceAction | None:
+    A = models.InstanceAction
+    return sess.scalars(sa.select(A).where(A.instance_uuid == uuid, A.request_id == request_id)
+                        .order_by(A.id.desc())).first()
+
+
+def action_event_start(uuid: str, request_id: str, event: str, host: str | None) -> None:
+    with db_api.session() as sess:
+        action = _action_row(sess, uuid, request_id)
+        if action is None:
+            return
+        sess.add(models.InstanceActionEvent(action_id=action.id, event=event, host=host))
+
+
+def action_event_finish(uuid: str, request_id: str, event: str, result: str,
+                        traceback: str | None = None) -> None:
+    E = models.InstanceActionEvent
+    now = models.utcnow()
+    with db_api.session() as sess:
+        action = _action_row(sess, uuid, request_id)
+        if action is None:
+            return
+        ev = sess.scalars(sa.select(E).where(E.action_id == action.id, E.event == event)
+                          .order_by(E.id.desc())).first()
+        if ev is not None:
+            ev.finish_time, ev.result, ev.traceback = now, result, traceback
+        action.finish_time = now
+        if result == "Error":
+            action.message = "Error"
+
+
+def actions_list(uuid: str) -> list[models.InstanceAction]:
+    A = models.InstanceAction
+    with db_api.session() as sess:
+        return list(sess.scalars(sa.select(A).where(A.instance_uuid == uuid)
+                                 .order_by(A.start_time.desc(), A.id.desc())))
+
+
+def action_get(uuid: str, request_id: str) -> tuple[models.InstanceAction, list[models.InstanceActionEvent]]:
+    E = models.InstanceActionEvent
+    with db_api.session() as sess:
+        action = _action_row(sess, uuid, request_id)
+        if action is None:
+            raise exception.InstanceActionNotFound(request_id=request_id, instance_id=uuid)
+        events = list(sess.scalars(sa.select(E).where(E.action_id == action.id).order_by(E.id)))
+    return action, events
+
+
+def to_object(row: models.Instance):
+    """The driver-facing ``objects.Instance`` of a row."""
+    from virtstack import objects
+
+    return objects.Instance(
+        uuid=row.uuid, name="instance-%08x" % row.id, display_name=row.display_name,
+        project_id=row.project_id, user_id=row.user_id,
+        flavor=objects.Flavor.from_dict(row.flavor), image_ref=row.image_ref,
+        kernel_id=row.kernel_id, ramdisk_id=row.ramdisk_id, host=row.host, node=row.node,
+        vm_state=row.vm_state, task_state=row.task_state, power_state=row.power_state,
+        root_device_name=row.root_device_name, metadata=dict(row.metadata_ or {}))
+

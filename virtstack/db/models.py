@@ -1,0 +1,203 @@
+"""SQLAlchemy models of the service database.
+
+Schema changes go through alembic (``virtstack/db/migrations``); a test
+checks that the migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class Base(orm.DeclarativeBase):
+    type_annotation_map = {dict: sa.JSON}
+
+
+class TimestampMixin:
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    updated_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None, onupdate=utcnow)
+
+
+class Instance(TimestampMixin, Base):
+    """One server. Rows are kept (``deleted`` != 0) after delete, as the API
+    lists deleted servers to admins and for ``changes-since``."""
+
+    __tablename__ = "instances"
+    __table_args__ = (
+        sa.Index("ix_instances_project_deleted_created", "project_id", "deleted", "created_at"),
+        sa.Index("ix_instances_host_deleted", "host", "deleted"),
+    )
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36), unique=True)
+    display_name: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    display_description: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    hostname: orm.Mapped[str] = orm.mapped_column(sa.String(255), default="")
+    project_id: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    user_id: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    node: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    flavorid: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    # The flavor as it was at boot: flavors may change or go away later.
+    flavor: orm.Mapped[dict] = orm.mapped_column(sa.JSON)
+    vcpus: orm.Mapped[int] = orm.mapped_column(default=0)
+    memory_mb: orm.Mapped[int] = orm.mapped_column(default=0)
+    root_gb: orm.Mapped[int] = orm.mapped_column(default=0)
+    image_ref: orm.Mapped[str] = orm.mapped_column(sa.String(255), default="")
+    kernel_id: orm.Mapped[str] = orm.mapped_column(sa.String(255), default="")
+    ramdisk_id: orm.Mapped[str] = orm.mapped_column(sa.String(255), default="")
+    vm_state: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    task_state: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
+    power_state: orm.Mapped[int] = orm.mapped_column(default=0)
+    metadata_: orm.Mapped[dict] = orm.mapped_column("metadata", sa.JSON, default=dict)
+    key_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    user_data: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    access_ip_v4: orm.Mapped[str | None] = orm.mapped_column(sa.String(39))
+    access_ip_v6: orm.Mapped[str | None] = orm.mapped_column(sa.String(39))
+    availability_zone: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    config_drive: orm.Mapped[str] = orm.mapped_column(sa.String(255), default="")
+    root_device_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    reservation_id: orm.Mapped[str] = orm.mapped_column(sa.String(255), default="")
+    launch_index: orm.Mapped[int] = orm.mapped_column(default=0)
+    locked: orm.Mapped[bool] = orm.mapped_column(default=False)
+    launched_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    terminated_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    deleted_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    # 0 while live; the row id once deleted (keeps unique constraints usable).
+    deleted: orm.Mapped[int] = orm.mapped_column(default=0)
+
+
+class InstanceFault(Base):
+    """Why an instance went to ERROR (the newest is shown as ``fault``)."""
+
+    __tablename__ = "instance_faults"
+    __table_args__ = (sa.Index("ix_instance_faults_uuid", "instance_uuid"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    instance_uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    code: orm.Mapped[int]
+    message: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    details: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+
+class InstanceAction(Base):
+    """One user request on an instance (os-instance-actions)."""
+
+    __tablename__ = "instance_actions"
+    __table_args__ = (sa.Index("ix_instance_actions_uuid_req", "instance_uuid", "request_id"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    action: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    instance_uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    request_id: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    user_id: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    project_id: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    start_time: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    finish_time: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    message: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    updated_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InstanceActionEvent(Base):
+    """One step the compute service took for an action."""
+
+    __tablename__ = "instance_actions_events"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    action_id: orm.Mapped[int] = orm.mapped_column(sa.ForeignKey("instance_actions.id", ondelete="CASCADE"), index=True)
+    event: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    start_time: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    finish_time: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    result: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    traceback: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+
+
+class Flavor(TimestampMixin, Base):
+    __tablename__ = "flavors"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    flavorid: orm.Mapped[str] = orm.mapped_column(sa.String(255), unique=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255), unique=True)
+    vcpus: orm.Mapped[int]
+    memory_mb: orm.Mapped[int]
+    root_gb: orm.Mapped[int]
+    ephemeral_gb: orm.Mapped[int] = orm.mapped_column(default=0)
+    swap: orm.Mapped[int] = orm.mapped_column(default=0)
+    rxtx_factor: orm.Mapped[float] = orm.mapped_column(default=1.0)
+    is_public: orm.Mapped[bool] = orm.mapped_column(default=True)
+    disabled: orm.Mapped[bool] = orm.mapped_column(default=False)
+    description: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    extra_specs: orm.Mapped[dict] = orm.mapped_column(sa.JSON, default=dict)
+
+
+class Image(TimestampMixin, Base):
+    """The image registry: what ``imageRef`` may name.
+
+    The image store (bits on disk) and the Image API build on this table.
+    """
+
+    __tablename__ = "images"
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(30), default="queued")
+    disk_format: orm.Mapped[str | None] = orm.mapped_column(sa.String(30))
+    container_format: orm.Mapped[str | None] = orm.mapped_column(sa.String(30))
+    min_disk: orm.Mapped[int] = orm.mapped_column(default=0)
+    min_ram: orm.Mapped[int] = orm.mapped_column(default=0)
+    size: orm.Mapped[int | None] = orm.mapped_column(sa.BigInteger)
+    checksum: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    owner: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    visibility: orm.Mapped[str] = orm.mapped_column(sa.String(20), default="shared")
+    protected: orm.Mapped[bool] = orm.mapped_column(default=False)
+    location: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    properties: orm.Mapped[dict] = orm.mapped_column(sa.JSON, default=dict)
+    deleted: orm.Mapped[bool] = orm.mapped_column(default=False)
+
+
+class Service(TimestampMixin, Base):
+    """A running service (compute, volume, ...) and its heartbeat."""
+
+    __tablename__ = "services"
+    __table_args__ = (sa.UniqueConstraint("host", "binary", name="uq_services_host_binary"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    binary: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    topic: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    disabled: orm.Mapped[bool] = orm.mapped_column(default=False)
+    disabled_reason: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    last_seen_up: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    report_count: orm.Mapped[int] = orm.mapped_column(default=0)
+
+
+class ComputeNode(TimestampMixin, Base):
+    """The resources one hypervisor node offers and uses."""
+
+    __tablename__ = "compute_nodes"
+    __table_args__ = (sa.UniqueConstraint("host", "hypervisor_hostname", name="uq_compute_nodes_host_node"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36), unique=True)
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    hypervisor_hostname: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    hypervisor_type: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    hypervisor_version: orm.Mapped[int] = orm.mapped_column(default=0)
+    host_ip: orm.Mapped[str | None] = orm.mapped_column(sa.String(39))
+    vcpus: orm.Mapped[int] = orm.mapped_column(default=0)
+    memory_mb: orm.Mapped[int] = orm.mapped_column(default=0)
+    local_gb: orm.Mapped[int] = orm.mapped_column(default=0)
+    vcpus_used: orm.Mapped[int] = orm.mapped_column(default=0)
+    memory_mb_used: orm.Mapped[int] = orm.mapped_column(default=0)
+    local_gb_used: orm.Mapped[int] = orm.mapped_column(default=0)
+    running_vms: orm.Mapped[int] = orm.mapped_column(default=0)
+    cpu_info: orm.Mapped[str] = orm.mapped_column(sa.Text, default="{}")
