@@ -1,0 +1,1 @@
+"""The shared TaskFlow runner: every long operation runs through it."""

@@ -1,0 +1,37 @@
+"""TaskFlow persistence in the service database.
+
+TaskFlow's SQLAlchemy backend builds a fresh ``MetaData`` with every table and
+column each time a connection is asked for, and its engine storage asks for
+one on every state change: ~80 % of a persisted flow's time went there
+(measured: 100 ms → 21 ms for a three-task flow on SQLite). Its
+``Connection`` holds only the engine and those immutable table objects, so
+one shared instance is safe across threads; this subclass keeps it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import sqlalchemy as sa
+from taskflow.persistence.backends import impl_sqlalchemy
+
+
+class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
+    """TaskFlow's SQLAlchemy backend on our engine, with one shared connection."""
+
+    def __init__(self, engine: sa.Engine):
+        super().__init__({}, engine=engine)
+        self._shared = None
+        self._shared_lock = threading.Lock()
+
+    def get_connection(self):
+        if self._shared is None:
+            with self._shared_lock:
+                if self._shared is None:
+                    self._shared = impl_sqlalchemy.Connection(self, self._upgrade_lock)
+        return self._shared
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Create or upgrade TaskFlow's tables (logbooks, flowdetails, atomdetails)."""
+    SharedConnectionBackend(engine).get_connection().upgrade()
