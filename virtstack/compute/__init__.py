@@ -1,0 +1,1 @@
+"""The compute service: one manager per host, its state machine and flows."""

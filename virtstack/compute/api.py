@@ -1,0 +1,187 @@
+"""What the Compute API does, below HTTP: checks, database records, scheduling
+and RPC to the compute host. HTTP controllers call only this."""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuidlib
+from typing import Any
+
+from virtstack import exception
+from virtstack.compute import rpcapi, states
+from virtstack.conf import CONF
+from virtstack.db import flavor as db_flavor
+from virtstack.db import image as db_image
+from virtstack.db import instance as db_instance
+from virtstack.db import models
+from virtstack.scheduler import manager as scheduler
+
+LOG = logging.getLogger(__name__)
+
+
+def _project_scope(ctxt) -> str | None:
+    """The project a request may see (None: every project, for admins)."""
+    return None if ctxt.is_admin else ctxt.project_id
+
+
+class ComputeAPI:
+    def __init__(self) -> None:
+        self.rpc = rpcapi.ComputeRPCAPI()
+        self.scheduler = scheduler.Scheduler()
+
+    # -- reading -----------------------------------------------------------
+
+    def get(self, ctxt, uuid: str, read_deleted: bool = False) -> models.Instance:
+        """The instance if the caller may see it; 404 (never 403) otherwise,
+        so that ids of other projects' servers are not revealed."""
+        return db_instance.get(uuid, project_id=_project_scope(ctxt), read_deleted=read_deleted)
+
+    def list(self, ctxt, filters: dict[str, Any], limit: int | None, marker: str | None,
+             sort_keys, sort_dirs) -> list[models.Instance]:
+        filters = dict(filters)
+        if not ctxt.is_admin or not filters.pop("all_tenants", False):
+            filters["project_id"] = ctxt.project_id
+        return db_instance.list_(filters, limit=limit, marker=marker, sort_keys=sort_keys,
+                                 sort_dirs=sort_dirs)
+
+    # -- creating ----------------------------------------------------------
+
+    def create(self, ctxt, *, name: str, flavor_ref: str, image_ref: str,
+               metadata: dict[str, str] | None = None, description: str | None = None,
+               key_name: str | None = None, user_data: str | None = None,
+               availability_zone: str | None = None, access_ip_v4: str | None = None,
+               access_ip_v6: str | None = None, config_drive: bool = False,
+               min_count: int = 1, max_count: int = 1) -> tuple[list[models.Instance], str]:
+        """Create ``max_count`` servers (at least ``min_count`` must fit the
+        quota). Returns the rows and the reservation id."""
+        try:
+            flavor = db_flavor.get(flavor_ref)
+        except exception.FlavorNotFound:
+            raise exception.FlavorNotFoundForCreate(flavor_id=flavor_ref)
+        try:
+            image = db_image.get(image_ref, project_id=_project_scope(ctxt))
+        except exception.ImageNotFound:
+            raise exception.ImageNotFoundForCreate(image_id=image_ref)
+        if image.status != "active":
+            raise exception.ImageNotActive(image_id=image_ref)
+        if flavor.root_gb and image.min_disk > flavor.root_gb:
+            raise exception.FlavorTooSmall(what="Disk", flavor_id=flavor.flavorid,
+                                           needed=f"{image.min_disk} GB")
+        if image.min_ram > flavor.memory_mb:
+            raise exception.FlavorTooSmall(what="Memory", flavor_id=flavor.flavorid,
+                                           needed=f"{image.min_ram} MB")
+        if metadata and CONF.quota.metadata_items >= 0 and len(metadata) > CONF.quota.metadata_items:
+            raise exception.QuotaExceeded(resources="metadata_items", requested=len(metadata),
+                                          used=0, allowed=CONF.quota.metadata_items)
+        count = self._count_within_quota(ctxt.project_id, flavor, min_count, max_count)
+
+        reservation_id = "r-" + uuidlib.uuid4().hex[:8]
+        fdict = db_flavor.to_dict(flavor)
+        rows = []
+        for index in range(count):
+            display = name if count == 1 else f"{name}-{index + 1}"
+            rows.append(db_instance.create({
+                "uuid": str(uuidlib.uuid4()), "display_name": display,
+                "display_description": description, "hostname": _hostname(display),
+                "project_id": ctxt.project_id, "user_id": ctxt.user_id,
+                "flavorid": flavor.flavorid, "flavor": fdict, "vcpus": flavor.vcpus,
+                "memory_mb": flavor.memory_mb, "root_gb": flavor.root_gb,
+                "image_ref": image.id,
+                "kernel_id": (image.properties or {}).get("kernel_id", ""),
+                "ramdisk_id": (image.properties or {}).get("ramdisk_id", ""),
+                "vm_state": states.BUILDING, "task_state": states.SCHEDULING,
+                "metadata_": dict(metadata or {}), "key_name": key_name, "user_data": user_data,
+                "availability_zone": availability_zone, "access_ip_v4": access_ip_v4,
+                "access_ip_v6": access_ip_v6, "config_drive": "True" if config_drive else "",
+                "reservation_id": reservation_id, "launch_index": index,
+            }))
+        for row in rows:
+            db_instance.action_start(row.uuid, "create", ctxt.request_id, ctxt.user_id,
+                                     ctxt.project_id)
+            self._schedule_and_build(ctxt, row, image.id)
+        return rows, reservation_id
+
+    def _count_within_quota(self, project_id: str, flavor, min_count: int, max_count: int) -> int:
+        """How many of max_count servers fit the project's quota; QuotaExceeded
+        when not even min_count do."""
+        usage = db_instance.count_usage(project_id)
+        limits = {"instances": (CONF.quota.instances, 1),
+                  "cores": (CONF.quota.cores, flavor.vcpus),
+                  "ram": (CONF.quota.ram, flavor.memory_mb)}
+        fits = max_count
+        for resource, (limit, per) in limits.items():
+            if limit < 0 or per == 0:
+                continue
+            room = max(limit - usage[resource], 0) // per
+            if room < min_count:
+                raise exception.QuotaExceeded(resources=resource, requested=min_count * per,
+                                              used=usage[resource], allowed=limit)
+            fits = min(fits, room)
+        return fits
+
+    def _schedule_and_build(self, ctxt, row: models.Instance, image_id: str) -> None:
+        request = {"vcpus": row.vcpus, "memory_mb": row.memory_mb, "root_gb": row.root_gb}
+        try:
+            host, node = self.scheduler.select_and_claim(request)
+        except exception.NoValidHost as exc:
+            LOG.warning("No host for instance %s: %s", row.uuid, exc)
+            db_instance.add_fault(row.uuid, 500, exc.format_message())
+            db_instance.transition(row.uuid, [states.BUILDING], None,
+                                   {"vm_state": states.ERROR, "task_state": None})
+            return
+        won = db_instance.transition(row.uuid, [states.BUILDING], [states.SCHEDULING],
+                                     {"host": host, "node": node, "task_state": None})
+        if not won:  # deleted while scheduling: give the claim back
+            from virtstack.db import host as db_host
+            db_host.node_release(host, node, row.vcpus, row.memory_mb, row.root_gb)
+            return
+        row.host, row.node = host, node
+        self.rpc.build_and_run_instance(ctxt, host, row.uuid, image_id)
+
+    # -- acting --------------------------------------------------------------
+
+    def action(self, ctxt, uuid: str, action: str, api_action: str | None = None) -> None:
+        """Start a state-machine action (start, stop, reboot_soft, ...):
+        409 when the instance's state does not allow it."""
+        row = self.get(ctxt, uuid)
+        db_instance.start_action(uuid, action, project_id=_project_scope(ctxt))
+        db_instance.action_start(uuid, api_action or action, ctxt.request_id, ctxt.user_id,
+                                 ctxt.project_id)
+        self.rpc.instance_action(ctxt, row.host, uuid, action)
+
+    def delete(self, ctxt, uuid: str) -> None:
+        row = self.get(ctxt, uuid)
+        if row.task_state == states.DELETING:
+            return  # already on its way
+        db_instance.start_action(uuid, "delete", project_id=_project_scope(ctxt))
+        db_instance.action_start(uuid, "delete", ctxt.request_id, ctxt.user_id, ctxt.project_id)
+        if row.host is None:
+            # Never reached a host (no valid host, or still scheduling): nothing
+            # to undo on a hypervisor.
+            db_instance.mark_deleted(uuid)
+            return
+        self.rpc.terminate_instance(ctxt, row.host, uuid)
+
+    def update(self, ctxt, uuid: str, values: dict[str, Any]) -> models.Instance:
+        self.get(ctxt, uuid)
+        db_instance.update(uuid, values)
+        return self.get(ctxt, uuid)
+
+    def console_output(self, ctxt, uuid: str, length: int | None) -> str:
+        row = self.get(ctxt, uuid)
+        if row.vm_state not in (states.ACTIVE, states.PAUSED, states.RESCUED, states.STOPPED,
+                                states.SUSPENDED) or row.host is None:
+            raise exception.InstanceNotRunning(instance_id=uuid)
+        return self.rpc.get_console_output(ctxt, row.host, uuid, length)
+
+
+def _hostname(display_name: str) -> str:
+    """A DNS-safe host name from a display name (as Nova sanitises it)."""
+    out = []
+    for ch in display_name.lower():
+        if ch.isalnum() and ch.isascii():
+            out.append(ch)
+        elif ch in " -_.":
+            out.append("-")
+    name = "".join(out).strip("-.")[:63]
+    return name or "server"

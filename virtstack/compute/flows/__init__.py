@@ -1,0 +1,1 @@
+"""Flows of the compute service, one module per operation (DESIGN rule 5)."""

@@ -1,0 +1,310 @@
+"""The compute manager: one per host, the only caller of the driver.
+
+It receives RPC from the API, serialises work per instance (a lock per
+instance uuid), runs long operations as flows through the shared runner,
+records instance actions and events, keeps the compute-node record and the
+service heartbeat fresh, and keeps the database's power state in line with
+the hypervisor's (lifecycle events first, a periodic sync as the backstop).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import traceback
+from typing import Any, Callable, Iterator
+
+import oslo_messaging as messaging
+from oslo_concurrency import lockutils
+
+from virtstack import context as vs_context
+from virtstack import exception
+from virtstack.compute import states
+from virtstack.compute.flows import spawn as spawn_flow
+from virtstack.conf import CONF
+from virtstack.db import host as db_host
+from virtstack.db import image as db_image
+from virtstack.db import instance as db_instance
+from virtstack.db import models
+from virtstack.flows import runner as flow_runner
+from virtstack.virt import driver as virt_driver
+from virtstack.virt import event as virtevent
+from virtstack.virt import power_state
+
+LOG = logging.getLogger(__name__)
+
+BINARY = "virtstack-compute"
+
+# Driver call for each simple action (the ones that are one driver call).
+_ACTION_CALLS: dict[str, Callable[..., None]] = {
+    "start": lambda d, ctx, inst: d.power_on(ctx, inst),
+    "stop": lambda d, ctx, inst: d.power_off(inst, CONF.compute.shutdown_timeout,
+                                             CONF.compute.shutdown_retry_interval),
+    "reboot_soft": lambda d, ctx, inst: d.reboot(ctx, inst, None, "SOFT"),
+    "reboot_hard": lambda d, ctx, inst: d.reboot(ctx, inst, None, "HARD"),
+    "pause": lambda d, ctx, inst: d.pause(inst),
+    "unpause": lambda d, ctx, inst: d.unpause(inst),
+    "suspend": lambda d, ctx, inst: d.suspend(ctx, inst),
+    "resume": lambda d, ctx, inst: d.resume(ctx, inst),
+}
+
+# Which vm_state each power state implies when the guest changed on its own.
+_EVENT_TRANSITIONS = {
+    virtevent.EVENT_LIFECYCLE_STOPPED: power_state.SHUTDOWN,
+    virtevent.EVENT_LIFECYCLE_CRASHED: power_state.CRASHED,
+    virtevent.EVENT_LIFECYCLE_STARTED: power_state.RUNNING,
+    virtevent.EVENT_LIFECYCLE_RESUMED: power_state.RUNNING,
+    virtevent.EVENT_LIFECYCLE_PAUSED: power_state.PAUSED,
+    virtevent.EVENT_LIFECYCLE_SUSPENDED: power_state.SUSPENDED,
+}
+
+
+@contextlib.contextmanager
+def action_event(ctxt, instance_uuid: str, event_name: str, host: str) -> Iterator[None]:
+    """Record the enclosed step as an event of the request's instance action
+    (os-instance-actions): Success, or Error with the traceback."""
+    request_id = getattr(ctxt, "request_id", None) or ""
+    db_instance.action_event_start(instance_uuid, request_id, event_name, host)
+    try:
+        yield
+    except Exception:
+        db_instance.action_event_finish(instance_uuid, request_id, event_name, "Error",
+                                        traceback.format_exc())
+        raise
+    db_instance.action_event_finish(instance_uuid, request_id, event_name, "Success")
+
+
+class ComputeManager:
+    """RPC endpoint of the compute service on one host."""
+
+    target = messaging.Target(version="1.0")
+
+    def __init__(self, host: str | None = None, driver: virt_driver.ComputeDriver | None = None):
+        self.host = host or CONF.host
+        self.driver = driver or virt_driver.load_driver()
+        self.runner = flow_runner.FlowRunner(f"compute:{self.host}")
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle of the service --------------------------------------------
+
+    def init_host(self) -> None:
+        """Connect the driver, publish resources, finish interrupted work."""
+        self.driver.init_host(self.host)
+        self.driver.register_event_listener(self.handle_event)
+        db_host.service_heartbeat(self.host, BINARY, "compute")
+        self.update_available_resource()
+        recovered = self.runner.recover(self._transient_for, self._recovered)
+        if recovered:
+            LOG.warning("Recovered %d interrupted flow(s)", recovered)
+        self._fail_stuck_builds()
+
+    def start_periodic_tasks(self) -> None:
+        tasks = [("heartbeat", 10, lambda: db_host.service_heartbeat(self.host, BINARY, "compute")),
+                 ("update_resources", CONF.compute.update_resources_interval,
+                  self.update_available_resource)]
+        if CONF.compute.sync_power_state_interval > 0:
+            tasks.append(("sync_power_states", CONF.compute.sync_power_state_interval,
+                          self.sync_power_states))
+        for name, interval, fn in tasks:
+            t = threading.Thread(target=self._periodic, args=(name, interval, fn),
+                                 name=f"periodic-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _periodic(self, name: str, interval: float, fn: Callable[[], Any]) -> None:
+        while not self._stop.wait(interval):
+            try:
+                fn()
+            except Exception:  # a periodic task must survive its own errors
+                LOG.exception("Periodic task %s failed", name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.driver.register_event_listener(None)
+        self.driver.cleanup_host(self.host)
+
+    # -- helpers -------------------------------------------------------------
+
+    def _instance(self, uuid: str):
+        return db_instance.to_object(db_instance.get(uuid))
+
+    def _transient_for(self, operation: str, uuid: str) -> dict[str, Any]:
+        row = db_instance.get(uuid, read_deleted=True)
+        ctxt = vs_context.get_admin_context()
+        return {"driver": self.driver, "context": ctxt, "instance": db_instance.to_object(row),
+                "image_meta": self._image_meta(row.image_ref)}
+
+    def _recovered(self, operation: str, uuid: str, error: BaseException | None) -> None:
+        if error is not None:
+            self._set_error(uuid, error)
+
+    def _image_meta(self, image_id: str):
+        from virtstack import objects
+        try:
+            return db_image.to_meta(db_image.get(image_id))
+        except exception.ImageNotFound:
+            return objects.ImageMeta(id=image_id)
+
+    def _set_error(self, uuid: str, error: BaseException) -> None:
+        code = getattr(error, "code", 500)
+        message = error.format_message() if isinstance(error, exception.VirtstackException) else (
+            f"{type(error).__name__}: {error}")
+        db_instance.add_fault(uuid, code, message, traceback.format_exception(error)[-1])
+        db_instance.transition(uuid, None, None, {"vm_state": states.ERROR, "task_state": None})
+
+    def _fail_stuck_builds(self) -> None:
+        """Instances left BUILDING by a crash whose flow was not recorded go to
+        ERROR (with a fault); other stuck task_states are cleared."""
+        for row in db_instance.by_host(self.host):
+            if row.vm_state == states.BUILDING:
+                self._set_error(row.uuid, exception.VirtstackException(
+                    "The compute service restarted while this server was building."))
+            elif row.task_state not in (None, states.DELETING):
+                db_instance.transition(row.uuid, None, [row.task_state], {"task_state": None})
+            elif row.task_state == states.DELETING:
+                self._terminate(vs_context.get_admin_context(), row.uuid)
+
+    # -- RPC endpoints -------------------------------------------------------
+
+    def ping(self, ctxt, payload: str) -> str:
+        return f"{self.host}:{payload}"
+
+    def build_and_run_instance(self, ctxt, instance_uuid: str, image_id: str) -> None:
+        with lockutils.lock(instance_uuid), action_event(
+                ctxt, instance_uuid, "compute__do_build_and_run_instance", self.host):
+            self._build(ctxt, instance_uuid, image_id)
+
+    def _build(self, ctxt, instance_uuid: str, image_id: str) -> None:
+        row = db_instance.get(instance_uuid)
+        if row.task_state == states.DELETING:
+            return  # deleted before we got to it; terminate does the rest
+        instance = db_instance.to_object(row)
+        try:
+            self.runner.run("spawn", instance_uuid, spawn_flow.get_flow,
+                            store={"instance_uuid": instance_uuid, "image_id": image_id},
+                            transient={"driver": self.driver, "context": ctxt,
+                                       "instance": instance,
+                                       "image_meta": self._image_meta(image_id)})
+        except Exception as exc:
+            LOG.error("Build of instance %s failed: %s", instance_uuid, exc)
+            self._set_error(instance_uuid, exc)
+            raise
+
+    def instance_action(self, ctxt, instance_uuid: str, action: str) -> None:
+        with lockutils.lock(instance_uuid):
+            self._do_action(ctxt, instance_uuid, action)
+
+    def _do_action(self, ctxt, instance_uuid: str, action: str) -> None:
+        transition = states.ACTIONS[action]
+        try:
+            row = db_instance.get(instance_uuid)
+        except exception.InstanceNotFound:
+            return
+        if row.task_state != transition.task_state:
+            return  # superseded (deleted meanwhile); nothing to do
+        try:
+            with action_event(ctxt, instance_uuid, f"compute_{action}_instance", self.host):
+                _ACTION_CALLS[action](self.driver, ctxt, db_instance.to_object(row))
+        except Exception as exc:
+            LOG.error("%s of instance %s failed: %s", action, instance_uuid, exc)
+            db_instance.add_fault(instance_uuid, getattr(exc, "code", 500), str(exc))
+            # The guest is as it was: only the task is over.
+            db_instance.transition(instance_uuid, None, [transition.task_state],
+                                   {"task_state": None})
+            return
+        power = self._power_state(row)
+        new_vm = states.FINISHED[action] or row.vm_state
+        db_instance.transition(instance_uuid, None, [transition.task_state],
+                               {"vm_state": new_vm, "task_state": None, "power_state": power})
+
+    def _power_state(self, row) -> int:
+        try:
+            return self.driver.get_info(db_instance.to_object(row)).state
+        except exception.InstanceNotFound:
+            return power_state.NOSTATE
+
+    def terminate_instance(self, ctxt, instance_uuid: str) -> None:
+        with lockutils.lock(instance_uuid), action_event(
+                ctxt, instance_uuid, "compute_terminate_instance", self.host):
+            self._terminate(ctxt, instance_uuid)
+
+    def _terminate(self, ctxt, instance_uuid: str) -> None:
+        try:
+            row = db_instance.get(instance_uuid)
+        except exception.InstanceNotFound:
+            return
+        instance = db_instance.to_object(row)
+        try:
+            self.driver.destroy(ctxt, instance)
+        except Exception as exc:
+            LOG.error("Destroy of instance %s failed: %s", instance_uuid, exc)
+            self._set_error(instance_uuid, exc)
+            return
+        if row.host and row.node:
+            db_host.node_release(row.host, row.node, row.vcpus, row.memory_mb, row.root_gb)
+        db_instance.mark_deleted(instance_uuid)
+
+    def get_console_output(self, ctxt, instance_uuid: str, length: int | None) -> str:
+        instance = self._instance(instance_uuid)
+        text = self.driver.get_console_output(ctxt, instance).decode("utf-8", "replace")
+        if length is not None:
+            lines = text.splitlines()
+            text = "\n".join(lines[-length:] if length else [])
+        return text
+
+    # -- keeping the database true to the hypervisor -------------------------
+
+    def update_available_resource(self) -> None:
+        """Refresh each node's record: totals from the driver, usage from the
+        instances placed on it (the source of truth for claims)."""
+        rows = db_instance.by_host(self.host)
+        for node in self.driver.get_available_nodes():
+            res = dict(self.driver.get_available_resource(node))
+            mine = [r for r in rows if r.node == node]
+            res.update(vcpus_used=sum(r.vcpus for r in mine),
+                       memory_mb_used=sum(r.memory_mb for r in mine),
+                       local_gb_used=sum(r.root_gb for r in mine), running_vms=len(mine))
+            db_host.node_update(self.host, node, res)
+
+    def handle_event(self, event: virtevent.Event) -> None:
+        """Driver callback (any thread): a guest changed state on its own."""
+        if isinstance(event, virtevent.LifecycleEvent):
+            LOG.info("Lifecycle event %s for instance %s", event.name, event.uuid)
+            threading.Thread(target=self._sync_one, args=(event.uuid,), daemon=True).start()
+
+    def sync_power_states(self) -> None:
+        for row in db_instance.by_host(self.host):
+            try:
+                self._sync_one(row.uuid)
+            except Exception:
+                LOG.exception("Power-state sync of %s failed", row.uuid)
+
+    def _sync_one(self, uuid: str) -> None:
+        """Bring one instance's DB record in line with its guest. Skipped while
+        a task runs: that task writes the outcome itself."""
+        with lockutils.lock(uuid):
+            try:
+                row = db_instance.get(uuid)
+            except exception.InstanceNotFound:
+                return
+            if row.task_state is not None or row.host != self.host:
+                return
+            actual = self._power_state(row)
+            values: dict[str, Any] = {"power_state": actual}
+            if row.vm_state == states.ACTIVE and actual in (power_state.SHUTDOWN, power_state.CRASHED,
+                                                            power_state.NOSTATE):
+                LOG.warning("Instance %s is %s on the hypervisor; marking it stopped",
+                            uuid, power_state.name(actual))
+                values["vm_state"] = states.STOPPED
+            elif row.vm_state == states.STOPPED and actual == power_state.RUNNING:
+                LOG.warning("Instance %s is running but should be stopped; powering it off", uuid)
+                self.driver.power_off(db_instance.to_object(row))
+                values["power_state"] = self._power_state(row)
+            elif row.vm_state == states.PAUSED and actual == power_state.RUNNING:
+                values["vm_state"] = states.ACTIVE
+            elif row.vm_state == states.ACTIVE and actual == power_state.PAUSED:
+                values["vm_state"] = states.PAUSED
+            if values.get("vm_state") or actual != row.power_state:
+                db_instance.transition(uuid, [row.vm_state], [None], values)

@@ -1,0 +1,38 @@
+"""The compute service's RPC interface, as its callers use it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from virtstack import rpc
+
+TOPIC = "compute"
+
+
+class ComputeRPCAPI:
+    """Casts for operations that report through instance state; calls for
+    the ones whose answer the caller needs now."""
+
+    def __init__(self) -> None:
+        self.client = rpc.Client(TOPIC)
+
+    def build_and_run_instance(self, ctxt, host: str, instance_uuid: str, image_id: str) -> None:
+        self.client.cast(ctxt, "build_and_run_instance", server=host,
+                         instance_uuid=instance_uuid, image_id=image_id)
+
+    def instance_action(self, ctxt, host: str, instance_uuid: str, action: str,
+                        **kwargs: Any) -> None:
+        """start, stop, reboot_soft, reboot_hard, pause, unpause, suspend, resume."""
+        self.client.cast(ctxt, "instance_action", server=host, instance_uuid=instance_uuid,
+                         action=action, **kwargs)
+
+    def terminate_instance(self, ctxt, host: str, instance_uuid: str) -> None:
+        self.client.cast(ctxt, "terminate_instance", server=host, instance_uuid=instance_uuid)
+
+    def get_console_output(self, ctxt, host: str, instance_uuid: str, length: int | None) -> str:
+        return self.client.call(ctxt, "get_console_output", server=host,
+                                instance_uuid=instance_uuid, length=length)
+
+    def ping(self, ctxt, host: str, payload: str) -> str:
+        """Round trip to a compute service (health checks and transport tests)."""
+        return self.client.call(ctxt, "ping", server=host, payload=payload)
