@@ -1,0 +1,1 @@
+"""HTTP only: routing, auth, microversions, validation, error bodies."""

@@ -1,0 +1,177 @@
+"""/flavors, /os-hypervisors, /limits and /servers/{id}/os-instance-actions."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+
+from virtstack import exception
+from virtstack.api import validation, wsgi
+from virtstack.api.compute import views
+from virtstack.compute import api as compute_api
+from virtstack.conf import CONF
+from virtstack.db import flavor as db_flavor
+from virtstack.db import host as db_host
+from virtstack.db import instance as db_instance
+
+_create_flavor = {
+    "type": "object",
+    "properties": {"flavor": {
+        "type": "object",
+        "properties": {
+            "name": validation.name,
+            "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255,
+                   "pattern": r"^(?! )[a-zA-Z0-9. _-]+(?<! )$"},
+            "ram": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
+            "vcpus": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
+            "disk": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},
+            "OS-FLV-EXT-DATA:ephemeral": {"type": ["integer", "string"], "pattern": "^[0-9]+$",
+                                          "minimum": 0},
+            "swap": {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0},
+            "rxtx_factor": {"type": ["number", "string"], "minimum": 0},
+            "os-flavor-access:is_public": {"type": "boolean"},
+        },
+        "required": ["name", "ram", "vcpus", "disk"],
+        "additionalProperties": False}},
+    "required": ["flavor"], "additionalProperties": False}
+
+
+def _require_admin(ctxt, action: str) -> None:
+    if not ctxt.is_admin:
+        raise exception.Forbidden(action=action)
+
+
+def _base(req) -> str:
+    return req.host_url + req.script_name
+
+
+class FlavorsController:
+    def index(self, req):
+        return {"flavors": [views.flavor(r, _base(req), detail=False) for r in self._list(req)]}
+
+    def detail(self, req):
+        return {"flavors": [views.flavor(r, _base(req)) for r in self._list(req)]}
+
+    def _list(self, req):
+        ctxt = wsgi.context_of(req)
+        p = req.GET
+        is_public: bool | None = True
+        if "is_public" in p and ctxt.is_admin:
+            is_public = None if p["is_public"].lower() == "none" else validation.to_bool(
+                p["is_public"], "is_public")
+        sort_key = p.get("sort_key", "flavorid")
+        if sort_key not in db_flavor.SORT_KEYS:
+            raise exception.Invalid(reason=f"Invalid sort_key '{sort_key}'")
+        sort_dir = p.get("sort_dir", "asc")
+        if sort_dir not in ("asc", "desc"):
+            raise exception.Invalid(reason=f"Invalid sort_dir '{sort_dir}'")
+        limit = validation.to_int(p["limit"], "limit") if "limit" in p else CONF.api.max_limit
+        return db_flavor.list_(
+            is_public=is_public,
+            min_ram=validation.to_int(p["minRam"], "minRam") if "minRam" in p else None,
+            min_disk=validation.to_int(p["minDisk"], "minDisk") if "minDisk" in p else None,
+            limit=min(limit, CONF.api.max_limit), marker=p.get("marker"),
+            sort_key=sort_key, sort_dir=sort_dir)
+
+    def show(self, req, flavor_id):
+        wsgi.context_of(req)
+        return {"flavor": views.flavor(db_flavor.get(flavor_id), _base(req))}
+
+    def create(self, req):
+        ctxt = wsgi.context_of(req)
+        _require_admin(ctxt, "os_compute_api:os-flavor-manage:create")
+        body = wsgi.json_body(req)
+        validation.validate(_create_flavor, body)
+        f = body["flavor"]
+        row = db_flavor.create({
+            "flavorid": str(f.get("id") or uuidlib.uuid4()), "name": f["name"],
+            "memory_mb": int(f["ram"]), "vcpus": int(f["vcpus"]), "root_gb": int(f["disk"]),
+            "ephemeral_gb": int(f.get("OS-FLV-EXT-DATA:ephemeral", 0)),
+            "swap": int(f.get("swap") or 0), "rxtx_factor": float(f.get("rxtx_factor", 1.0)),
+            "is_public": f.get("os-flavor-access:is_public", True)})
+        return {"flavor": views.flavor(row, _base(req))}
+
+    def delete(self, req, flavor_id):
+        _require_admin(wsgi.context_of(req), "os_compute_api:os-flavor-manage:delete")
+        db_flavor.delete(flavor_id)
+        return wsgi.Response(None, status=202)
+
+
+class HypervisorsController:
+    def __init__(self, api: compute_api.ComputeAPI):
+        self.api = api
+
+    def _nodes(self, req):
+        _require_admin(wsgi.context_of(req), "os_compute_api:os-hypervisors:list")
+        services = {s.host: s for s in db_host.services("virtstack-compute")}
+        return [(n, services.get(n.host)) for n in db_host.nodes()]
+
+    def index(self, req):
+        return {"hypervisors": [views.hypervisor(n, s, False) for n, s in self._nodes(req)]}
+
+    def detail(self, req):
+        return {"hypervisors": [views.hypervisor(n, s, True) for n, s in self._nodes(req)]}
+
+    def show(self, req, hypervisor_id):
+        _require_admin(wsgi.context_of(req), "os_compute_api:os-hypervisors:show")
+        node = db_host.node_get(hypervisor_id)
+        return {"hypervisor": views.hypervisor(node, db_host.service_get(
+            node.host, "virtstack-compute"), True)}
+
+    def statistics(self, req):
+        nodes = [n for n, _ in self._nodes(req)]
+        total = {k: sum(getattr(n, k) for n in nodes) for k in (
+            "vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "local_gb", "local_gb_used",
+            "running_vms")}
+        total.update(count=len(nodes), current_workload=0,
+                     free_ram_mb=total["memory_mb"] - total["memory_mb_used"],
+                     free_disk_gb=total["local_gb"] - total["local_gb_used"],
+                     disk_available_least=total["local_gb"] - total["local_gb_used"])
+        return {"hypervisor_statistics": total}
+
+
+class LimitsController:
+    def index(self, req):
+        ctxt = wsgi.context_of(req)
+        project = req.GET.get("tenant_id") if ctxt.is_admin else None
+        used = db_instance.count_usage(project or ctxt.project_id)
+        q = CONF.quota
+        return {"limits": {"rate": [], "absolute": {
+            "maxServerMeta": q.metadata_items, "maxPersonality": 5,
+            "maxPersonalitySize": 10240, "maxImageMeta": 128,
+            "maxTotalInstances": q.instances, "maxTotalCores": q.cores,
+            "maxTotalRAMSize": q.ram, "maxTotalKeypairs": q.key_pairs,
+            "maxServerGroups": q.server_groups, "maxServerGroupMembers": q.server_group_members,
+            "maxSecurityGroups": 10, "maxSecurityGroupRules": 20, "maxTotalFloatingIps": 10,
+            "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"],
+            "totalRAMUsed": used["ram"], "totalSecurityGroupsUsed": 0,
+            "totalFloatingIpsUsed": 0, "totalServerGroupsUsed": 0}}}
+
+
+class InstanceActionsController:
+    def __init__(self, api: compute_api.ComputeAPI):
+        self.api = api
+
+    @staticmethod
+    def _action(a) -> dict:
+        return {"action": a.action, "instance_uuid": a.instance_uuid, "message": a.message,
+                "project_id": a.project_id, "request_id": a.request_id,
+                "start_time": views.usage_time(a.start_time), "user_id": a.user_id}
+
+    def index(self, req, server_id):
+        ctxt = wsgi.context_of(req)
+        self.api.get(ctxt, server_id, read_deleted=True)
+        return {"instanceActions": [self._action(a) for a in db_instance.actions_list(server_id)]}
+
+    def show(self, req, server_id, request_id):
+        ctxt = wsgi.context_of(req)
+        self.api.get(ctxt, server_id, read_deleted=True)
+        action, events = db_instance.action_get(server_id, request_id)
+        body = self._action(action)
+        body["events"] = []
+        for e in events:
+            ev = {"event": e.event, "start_time": views.usage_time(e.start_time),
+                  "finish_time": views.usage_time(e.finish_time), "result": e.result}
+            if ctxt.is_admin:
+                ev["traceback"] = e.traceback
+            body["events"].append(ev)
+        return {"instanceAction": body}

@@ -1,0 +1,249 @@
+"""/servers: create, list, show, update, delete, and server actions."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import webob
+
+from virtstack import exception
+from virtstack.api import validation
+from virtstack.api import wsgi
+from virtstack.api.compute import views
+from virtstack.compute import api as compute_api
+from virtstack.compute import states
+from virtstack.conf import CONF
+from virtstack.db import instance as db_instance
+
+_create_server = {
+    "type": "object",
+    "properties": {
+        "name": validation.name,
+        "imageRef": {"type": "string", "minLength": 1, "maxLength": 255},
+        "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+        "adminPass": {"type": "string"},
+        "metadata": validation.metadata,
+        "networks": {"type": "array", "maxItems": 0},
+        "security_groups": {"type": "array", "items": {
+            "type": "object", "properties": {"name": {"type": "string"}}}},
+        "availability_zone": {"type": "string", "minLength": 1, "maxLength": 255},
+        "key_name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "user_data": {"type": "string", "maxLength": 65535},
+        "accessIPv4": validation.ipv4,
+        "accessIPv6": validation.ipv6,
+        "config_drive": {"type": ["boolean", "string"]},
+        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+        "min_count": validation.positive_integer,
+        "max_count": validation.positive_integer,
+        "return_reservation_id": {"type": ["boolean", "string"]},
+        "personality": {"type": "array", "maxItems": 0},
+        "block_device_mapping_v2": {"type": "array", "maxItems": 0},
+    },
+    "required": ["name", "flavorRef", "imageRef"],
+    "additionalProperties": False,
+}
+
+_update_server = {
+    "type": "object",
+    "properties": {"name": validation.name, "accessIPv4": validation.ipv4,
+                   "accessIPv6": validation.ipv6,
+                   "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]}},
+    "additionalProperties": False,
+}
+
+# Actions on POST /servers/{id}/action: body key -> state-machine action.
+_SIMPLE_ACTIONS = {"os-start": "start", "os-stop": "stop", "pause": "pause",
+                   "unpause": "unpause", "suspend": "suspend", "resume": "resume"}
+
+_reboot = {"type": "object", "properties": {"type": {"type": "string", "enum": [
+    "HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}}, "required": ["type"],
+    "additionalProperties": False}
+_console_output = {"type": ["object", "null"], "properties": {"length": {
+    "type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$"}},
+    "additionalProperties": False}
+
+_SIMPLE_FILTERS = ("image", "flavor", "reservation_id", "name", "ip", "ip6")
+_ADMIN_FILTERS = ("host", "node", "project_id", "user_id", "vm_state", "task_state")
+
+
+def _base_url(req: webob.Request) -> str:
+    return req.host_url + req.script_name
+
+
+def _with_description(schema: dict[str, Any]) -> dict[str, Any]:
+    schema = dict(schema, properties=dict(schema["properties"], description=validation.description))
+    return schema
+
+
+class ServersController:
+    def __init__(self, api: compute_api.ComputeAPI):
+        self.api = api
+
+    # GET /servers and /servers/detail
+    def index(self, req):
+        return self._list(req, detail=False)
+
+    def detail(self, req):
+        return self._list(req, detail=True)
+
+    def _list(self, req, detail: bool):
+        ctxt = wsgi.context_of(req)
+        version = wsgi.api_version(req)
+        params = req.GET
+        filters: dict[str, Any] = {}
+        for key in _SIMPLE_FILTERS:
+            if key in params:
+                filters[key] = params[key]
+        if "ip" in filters or "ip6" in filters:
+            # No networking yet: no server has an address to match.
+            return {"servers": []}
+        if "status" in params:
+            status = params["status"].upper()
+            if status not in states.API_STATUSES:
+                if version.matches("2.38"):
+                    raise exception.Invalid(reason=f"Invalid status value: {params['status']}")
+                return {"servers": []}
+            filters["status"] = status
+        if "changes-since" in params:
+            filters["changes_since"] = _parse_time(params["changes-since"], "changes-since")
+        if ctxt.is_admin:
+            for key in _ADMIN_FILTERS:
+                if key in params:
+                    filters[key] = params[key]
+            if "all_tenants" in params:
+                filters["all_tenants"] = params["all_tenants"] == "" or validation.to_bool(
+                    params["all_tenants"], "all_tenants")
+            if "project_id" in params or "tenant_id" in params:
+                filters["project_id"] = params.get("project_id") or params["tenant_id"]
+                filters["all_tenants"] = True
+            if "deleted" in params:
+                filters["deleted"] = validation.to_bool(params["deleted"], "deleted")
+        limit = min(validation.to_int(params["limit"], "limit"), CONF.api.max_limit) \
+            if "limit" in params else CONF.api.max_limit
+        sort_keys = params.getall("sort_key") or ["created_at"]
+        sort_dirs = params.getall("sort_dir") or ["desc"]
+        for key in sort_keys:
+            if key not in db_instance.SORT_KEYS:
+                raise exception.Invalid(reason=f"Invalid sort_key '{key}'")
+        for d in sort_dirs:
+            if d not in ("asc", "desc"):
+                raise exception.Invalid(reason=f"Invalid sort_dir '{d}': use 'asc' or 'desc'")
+        sort_dirs = (sort_dirs + [sort_dirs[-1]] * len(sort_keys))[:len(sort_keys)]
+        rows = self.api.list(ctxt, filters, limit=limit, marker=params.get("marker"),
+                             sort_keys=sort_keys, sort_dirs=sort_dirs)
+        base = _base_url(req)
+        if detail:
+            body = {"servers": views.servers_detail(rows, base, version, ctxt.is_admin)}
+        else:
+            body = {"servers": [views.server_brief(r, base) for r in rows]}
+        if rows and len(rows) == limit:
+            query = {k: v for k, v in params.items() if k != "marker"}
+            query["marker"] = rows[-1].uuid
+            qs = "&".join(f"{k}={v}" for k, v in query.items())
+            body["servers_links"] = [{"rel": "next", "href": f"{req.path_url}?{qs}"}]
+        return body
+
+    # GET /servers/{id}
+    def show(self, req, server_id):
+        ctxt = wsgi.context_of(req)
+        row = self.api.get(ctxt, server_id)
+        return {"server": views.servers_detail([row], _base_url(req), wsgi.api_version(req),
+                                               ctxt.is_admin)[0]}
+
+    # POST /servers
+    def create(self, req):
+        ctxt = wsgi.context_of(req)
+        version = wsgi.api_version(req)
+        body = wsgi.json_body(req)
+        validation.validate({"type": "object", "properties": {"server": _with_description(
+            _create_server) if version.matches("2.19") else _create_server},
+            "required": ["server"], "additionalProperties": False}, body)
+        server = body["server"]
+        min_count = int(server.get("min_count", 1))
+        max_count = int(server.get("max_count", min_count))
+        if min_count > max_count:
+            raise exception.ValidationError(field="min_count", reason="must not exceed max_count")
+        config_drive = server.get("config_drive", False)
+        if isinstance(config_drive, str):
+            config_drive = validation.to_bool(config_drive or "false", "config_drive")
+        rows, reservation_id = self.api.create(
+            ctxt, name=server["name"], flavor_ref=str(server["flavorRef"]).rsplit("/", 1)[-1],
+            image_ref=server["imageRef"].rsplit("/", 1)[-1], metadata=server.get("metadata"),
+            description=server.get("description"), key_name=server.get("key_name"),
+            user_data=server.get("user_data"),
+            availability_zone=server.get("availability_zone"),
+            access_ip_v4=server.get("accessIPv4"), access_ip_v6=server.get("accessIPv6"),
+            config_drive=config_drive, min_count=min_count, max_count=max_count)
+        return_rid = server.get("return_reservation_id", False)
+        if isinstance(return_rid, str):
+            return_rid = validation.to_bool(return_rid, "return_reservation_id")
+        if return_rid:
+            return wsgi.Response({"reservation_id": reservation_id}, status=202)
+        row = rows[0]
+        base = _base_url(req)
+        body = {"server": {"id": row.uuid, "links": views.links(base, "servers", row.uuid),
+                           "OS-DCF:diskConfig": "MANUAL",
+                           "security_groups": [{"name": "default"}]}}
+        if server.get("adminPass"):
+            body["server"]["adminPass"] = server["adminPass"]
+        return wsgi.Response(body, status=202,
+                             headers={"Location": f"{base}/v2.1/servers/{row.uuid}"})
+
+    # PUT /servers/{id}
+    def update(self, req, server_id):
+        ctxt = wsgi.context_of(req)
+        version = wsgi.api_version(req)
+        body = wsgi.json_body(req)
+        schema = _with_description(_update_server) if version.matches("2.19") else _update_server
+        validation.validate({"type": "object", "properties": {"server": schema},
+                             "required": ["server"], "additionalProperties": False}, body)
+        fields = {"name": "display_name", "accessIPv4": "access_ip_v4",
+                  "accessIPv6": "access_ip_v6", "description": "display_description"}
+        values = {col: body["server"][key] for key, col in fields.items() if key in body["server"]}
+        row = self.api.update(ctxt, server_id, values)
+        return {"server": views.servers_detail([row], _base_url(req), version, ctxt.is_admin)[0]}
+
+    # DELETE /servers/{id}
+    def delete(self, req, server_id):
+        self.api.delete(wsgi.context_of(req), server_id)
+        return None
+
+    # POST /servers/{id}/action
+    def action(self, req, server_id):
+        ctxt = wsgi.context_of(req)
+        body = wsgi.json_body(req)
+        if not isinstance(body, dict) or len(body) != 1:
+            raise exception.Invalid(reason="The action body must be an object with exactly one key.")
+        (name, args), = body.items()
+        if name in _SIMPLE_ACTIONS:
+            if args not in (None, {}):
+                raise exception.ValidationError(field=name, reason="takes no arguments (use null)")
+            self.api.action(ctxt, server_id, _SIMPLE_ACTIONS[name], api_action=_SIMPLE_ACTIONS[name])
+            return wsgi.Response(None, status=202)
+        if name == "reboot":
+            validation.validate(_reboot, args)
+            kind = args["type"].upper()
+            self.api.action(ctxt, server_id, "reboot_" + kind.lower(), api_action="reboot")
+            return wsgi.Response(None, status=202)
+        if name == "os-getConsoleOutput":
+            validation.validate(_console_output, args)
+            length = (args or {}).get("length")
+            if length is not None:
+                length = int(length)
+                if length < -1:
+                    raise exception.ValidationError(field="length", reason="must be -1 or more")
+                if length == -1:
+                    length = None
+            return {"output": self.api.console_output(ctxt, server_id, length)}
+        raise exception.Invalid(reason=f"Action '{name}' is not supported by this cloud.")
+
+
+def _parse_time(value: str, field: str) -> datetime.datetime:
+    try:
+        dt = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise exception.ValidationError(field=field, reason=f"'{value}' is not an ISO 8601 time")
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return dt
