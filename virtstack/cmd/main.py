@@ -1,0 +1,220 @@
+"""The ``virtstack`` command: run services, manage the database, try it out.
+
+Progress and errors are printed for people on stdout/stderr; logs for
+machines go to ``<state_path>/log/virtstack.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+
+warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
+
+from virtstack import __version__  # noqa: E402
+
+
+def _say(msg: str) -> None:
+    print(f"virtstack: {msg}", flush=True)
+
+
+def _fail(msg: str, code: int = 1) -> "None":
+    print(f"virtstack: error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _load_config(args) -> None:
+    from virtstack.conf import CONF
+
+    argv = []
+    for path in args.config_file or []:
+        argv += ["--config-file", path]
+    try:
+        CONF(argv, project="virtstack", version=__version__, default_config_files=[])
+    except Exception as exc:  # oslo.config's errors say which file/option
+        _fail(str(exc))
+    from virtstack import exception, service
+    try:
+        service.validate_config()
+    except exception.VirtstackException as exc:
+        _fail(exc.format_message())
+
+
+def _wait_forever(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def cmd_up(args) -> None:
+    """All services in one process."""
+    from virtstack import exception, service
+    from virtstack.conf import CONF
+
+    t0 = time.monotonic()
+    log_file = service.setup_logging(debug=args.debug)
+    _say(f"state in {CONF.state_path}; logs in {log_file}")
+    try:
+        seeded = service.prepare_database()
+    except Exception as exc:
+        _fail(f"database {CONF.database.connection or 'sqlite (default)'}: {exc}")
+    _say(f"database ready ({CONF.database.connection or service.db_api.default_url()})")
+    try:
+        compute = service.ComputeService()
+        compute.start()
+    except exception.VirtstackException as exc:
+        _fail(exc.format_message())
+    _say(f"compute service on host '{compute.manager.host}' "
+         f"with the '{CONF.compute.compute_driver}' driver")
+    try:
+        api = service.compute_api_server()
+    except OSError as exc:
+        _fail(f"cannot listen on {CONF.api.listen}:{CONF.api.compute_port}: {exc}")
+    api.start()
+    _say(f"Compute API listening at {api.url}/v2.1 (ready in {time.monotonic() - t0:.2f}s)")
+    if args.demo:
+        _demo(api.url, seeded["image_id"])
+        if args.demo_exit:
+            api.stop()
+            compute.stop()
+            return
+    _say("press Ctrl-C to stop")
+    _wait_forever(threading.Event())
+    _say("stopping")
+    api.stop()
+    compute.stop()
+
+
+def _http(method: str, url: str, body=None, token: str = "demo:demo") -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "X-Auth-Token": token, "Content-Type": "application/json",
+        "OpenStack-API-Version": "compute 2.19"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _demo(base: str, image_id: str) -> None:
+    """Create a server through the HTTP API and follow it to ACTIVE."""
+    status, body = _http("POST", f"{base}/v2.1/servers", {"server": {
+        "name": "demo", "flavorRef": "42", "imageRef": image_id}})
+    if status != 202:
+        _fail(f"demo server create returned {status}: {body}")
+    server_id = body["server"]["id"]
+    _say(f"demo: POST /v2.1/servers -> 202, server {server_id}")
+    deadline = time.monotonic() + 300
+    last = None
+    while time.monotonic() < deadline:
+        _, body = _http("GET", f"{base}/v2.1/servers/{server_id}")
+        server = body.get("server", {})
+        state = (server.get("status"), server.get("OS-EXT-STS:task_state"))
+        if state != last:
+            _say(f"demo: server {server_id} status {state[0]}"
+                 + (f" ({state[1]})" if state[1] else ""))
+            last = state
+        if server.get("status") == "ACTIVE":
+            _, out = _http("POST", f"{base}/v2.1/servers/{server_id}/action",
+                           {"os-getConsoleOutput": {"length": 5}})
+            for line in (out.get("output") or "").splitlines():
+                _say(f"demo: console: {line}")
+            return
+        if server.get("status") == "ERROR":
+            _fail(f"demo server went to ERROR: {server.get('fault', {}).get('message')}")
+        threading.Event().wait(0.1)
+    _fail("demo server did not become ACTIVE within 300 s")
+
+
+def cmd_api(args) -> None:
+    from virtstack import service
+
+    service.setup_logging(debug=args.debug)
+    api = service.compute_api_server()
+    api.start()
+    _say(f"Compute API listening at {api.url}/v2.1")
+    _wait_forever(threading.Event())
+    api.stop()
+
+
+def cmd_compute(args) -> None:
+    from virtstack import exception, service
+
+    service.setup_logging(debug=args.debug)
+    try:
+        compute = service.ComputeService()
+        compute.start()
+    except exception.VirtstackException as exc:
+        _fail(exc.format_message())
+    _say(f"compute service running on host '{compute.manager.host}'")
+    _wait_forever(threading.Event())
+    compute.stop()
+
+
+def cmd_db_upgrade(args) -> None:
+    from virtstack import service
+    from virtstack.db import api as db_api
+
+    result = service.prepare_database()
+    _say(f"database at revision {db_api.current_revision()} "
+         f"({result['flavors_seeded']} default flavors added)")
+
+
+def cmd_drivers(args) -> None:
+    from virtstack.virt import driver as virt_driver
+
+    for name, target in sorted(virt_driver.available_drivers().items()):
+        print(f"{name}\t{target}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="virtstack", description="OpenStack-style compute and block storage, all in one.")
+    parser.add_argument("--version", action="version", version=f"virtstack {__version__}")
+    parser.add_argument("--config-file", action="append", metavar="PATH",
+                        help="oslo.config file (repeatable; later files win)")
+    parser.add_argument("--debug", action="store_true", help="debug-level logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run every service in one process",
+                        description="Run the API and compute services in one process.")
+    up.add_argument("--demo", action="store_true",
+                    help="once listening, create a server through the API and follow it to ACTIVE")
+    up.add_argument("--demo-exit", action="store_true",
+                    help="with --demo: stop after the demo instead of serving")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("api", help="run the API servers only",
+                   description="Run the API servers (they reach compute services over RPC)."
+                   ).set_defaults(func=cmd_api)
+    sub.add_parser("compute", help="run the compute service of this host only",
+                   description="Run this host's compute service (needs a shared database "
+                               "and a rabbit:// transport_url to be useful)."
+                   ).set_defaults(func=cmd_compute)
+    db = sub.add_parser("db", help="database management", description="Database management.")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    dbsub.add_parser("upgrade", help="create or upgrade the schema and seed defaults",
+                     description="Create or upgrade the schema; seed default flavors and image."
+                     ).set_defaults(func=cmd_db_upgrade)
+    sub.add_parser("drivers", help="list the available compute drivers",
+                   description="List the compute drivers this installation knows."
+                   ).set_defaults(func=cmd_drivers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    _load_config(args)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Starting and stopping services: the compute service (RPC server + manager)
+and the API servers (WSGI on waitress), alone or all in one process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from typing import Any
+
+import waitress.server
+
+from virtstack import exception, rpc
+from virtstack.conf import CONF
+from virtstack.db import api as db_api
+from virtstack.db import flavor as db_flavor
+from virtstack.db import image as db_image
+
+LOG = logging.getLogger(__name__)
+
+#: The image every new database has, so a server can be created at once.
+#: Drivers that boot real guests replace its location with the test guest.
+DEFAULT_IMAGE_NAME = "virtstack-test"
+
+
+def validate_config() -> None:
+    """Read every option once so a bad value fails now, naming the option."""
+    from virtstack.conf import opts
+    from virtstack.virt import driver as virt_driver
+
+    for group, options in opts.list_opts():
+        group_name = getattr(group, "name", group)
+        section = CONF if group_name == "DEFAULT" else CONF[group_name]
+        for opt in options:
+            try:
+                getattr(section, opt.dest)
+            except (ValueError, Exception) as exc:
+                raise exception.ConfigError(
+                    reason=f"invalid value for [{group_name}] {opt.name}: {exc}") from None
+    virt_driver.driver_class(CONF.compute.compute_driver)  # DriverNotFound names the choices
+
+
+def prepare_database() -> dict[str, Any]:
+    """Upgrade the schema and seed defaults (flavors, the default image)."""
+    db_api.upgrade()
+    seeded = db_flavor.seed_defaults()
+    image_id = None
+    existing = [i for i in db_image.list_() if i.name == DEFAULT_IMAGE_NAME]
+    if not existing:
+        image_id = str(uuid.uuid4())
+        db_image.create({"id": image_id, "name": DEFAULT_IMAGE_NAME, "status": "active",
+                         "disk_format": "qcow2", "container_format": "bare", "size": 0,
+                         "visibility": "public", "owner": None, "min_disk": 0, "min_ram": 0})
+    else:
+        image_id = existing[0].id
+    return {"flavors_seeded": seeded, "image_id": image_id}
+
+
+class ComputeService:
+    """The compute manager of this host behind its RPC server."""
+
+    def __init__(self, host: str | None = None, driver=None):
+        from virtstack.compute import manager, rpcapi
+
+        self.manager = manager.ComputeManager(host=host, driver=driver)
+        self.server = rpc.get_server(rpcapi.TOPIC, self.manager.host, [self.manager])
+
+    def start(self, periodic: bool = True) -> None:
+        self.manager.init_host()
+        self.server.start()
+        if periodic:
+            self.manager.start_periodic_tasks()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.server.wait()
+        self.manager.stop()
+
+
+class APIServer:
+    """One WSGI app on one port, served by waitress threads."""
+
+    def __init__(self, name: str, app, host: str, port: int, threads: int):
+        self.name = name
+        self.server = waitress.server.create_server(
+            app, host=host, port=port, threads=threads, ident="virtstack",
+            clear_untrusted_proxy_headers=True)
+        self.port = self.server.effective_port
+        self._thread = threading.Thread(target=self.server.run, name=f"api-{name}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = CONF.api.public_host or CONF.api.listen
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.close()
+
+
+def compute_api_server(port: int | None = None) -> APIServer:
+    from virtstack.api.compute import ComputeApp
+
+    return APIServer("compute", ComputeApp(), CONF.api.listen,
+                     CONF.api.compute_port if port is None else port, CONF.api.workers)
+
+
+def setup_logging(log_file: str | None = None, debug: bool = False) -> str:
+    """Logs for machines go to a file (one record per line); people see
+    warnings and errors on stderr. Returns the log file's path."""
+    if log_file is None:
+        log_dir = os.path.join(os.path.expanduser(CONF.state_path), "log")
+        os.makedirs(log_dir, exist_ok=True)
+        log_file = os.path.join(log_dir, "virtstack.log")
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    fh = logging.FileHandler(log_file)
+    fh.setFormatter(logging.Formatter(
+        "%(asctime)s %(process)d %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+    root.addHandler(fh)
+    sh = logging.StreamHandler()
+    sh.setLevel(logging.WARNING)
+    sh.setFormatter(logging.Formatter("virtstack: %(levelname)s: %(message)s"))
+    root.addHandler(sh)
+    for noisy in ("oslo_messaging", "taskflow", "stevedore", "waitress.queue"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return log_file
+
