@@ -94,7 +94,7 @@ class Client:
 
 def get_server(topic: str, server: str, endpoints: Iterable[Any]) -> messaging.MessageHandlingServer:
     """An RPC server for ``topic`` on ``server`` dispatching to ``endpoints``
-    in a thread pool. Start it with ``.start()``; stop with ``.stop(); .wait()``."""
+    in a thread pool (oslo.messaging's threading executor). Start it with ``.start()``; stop with ``.stop(); .wait()``."""
     target = messaging.Target(topic=topic, server=server)
     return messaging.get_rpc_server(get_transport(), target, list(endpoints),
-                                    executor="threading", serializer=ContextSerializer())
+                                    serializer=ContextSerializer())
