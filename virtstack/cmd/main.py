@@ -65,7 +65,8 @@ def cmd_up(args) -> None:
         seeded = service.prepare_database()
     except Exception as exc:
         _fail(f"database {CONF.database.connection or 'sqlite (default)'}: {exc}")
-    _say(f"database ready ({CONF.database.connection or service.db_api.default_url()})")
+    _say(f"database ready ({CONF.database.connection or service.db_api.default_url()}); "
+         f"image '{service.DEFAULT_IMAGE_NAME}' is {seeded['image_id']}")
     try:
         compute = service.ComputeService()
         compute.start()
