@@ -141,6 +141,10 @@ class DriverNotFound(VirtstackException):
     msg_fmt = "Unknown compute driver '%(name)s'; available drivers: %(available)s"
 
 
+class DriverLoadError(VirtstackException):
+    msg_fmt = "Compute driver '%(name)s' (%(target)s) cannot be loaded: %(reason)s"
+
+
 class InstanceNotRunning(Conflict):
     msg_fmt = "Instance %(instance_id)s is not running."
 

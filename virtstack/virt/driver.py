@@ -23,6 +23,7 @@ import importlib
 import logging
 import threading
 import time
+import types
 from importlib import metadata
 from typing import Any, Callable, Mapping
 
@@ -94,12 +95,12 @@ class ComputeDriver(abc.ABC):
 
     name: str = "base"
 
-    #: Which operations this driver implements; see ``OPERATIONS``. Treat as
-    #: read-only: copy it (``dict(self.capabilities)``) before changing it
-    #: per instance.
-    capabilities: Mapping[str, bool] = {
+    #: Which operations this driver implements; see ``OPERATIONS``. Read-only
+    #: (a MappingProxyType): a driver that must vary it per instance copies
+    #: it first (``dict(self.capabilities)``).
+    capabilities: Mapping[str, bool] = types.MappingProxyType({
         capability_key(op): op in REQUIRED_OPERATIONS for op in OPERATIONS
-    }
+    })
 
     def __init__(self) -> None:
         self._event_listener: Callable[[virtevent.Event], None] | None = None
@@ -120,6 +121,8 @@ class ComputeDriver(abc.ABC):
     def get_available_resource(self, nodename: str) -> dict[str, Any]:
         """Resources of ``nodename`` for the compute-node record.
 
+        Raises ``HypervisorNotFound`` for a node this driver does not manage.
+
         Returns a dict with ``vcpus``, ``memory_mb``, ``local_gb`` (totals),
         ``vcpus_used``, ``memory_mb_used``, ``local_gb_used``,
         ``hypervisor_type`` (str), ``hypervisor_version`` (int),
@@ -130,9 +133,9 @@ class ComputeDriver(abc.ABC):
     def get_available_nodes(self) -> list[str]:
         """The node names this driver manages (usually one: the host name)."""
 
+    @abc.abstractmethod
     def get_host_uptime(self) -> str:
         """The host's ``uptime`` line, as the os-hypervisors uptime API shows."""
-        raise exception.NotSupported(operation="get_host_uptime", driver=self.name)
 
     # -- guests -----------------------------------------------------------
 
@@ -163,7 +166,8 @@ class ComputeDriver(abc.ABC):
               power_on: bool = True) -> None:
         """Create the guest for ``instance`` from ``image_meta`` and start it.
 
-        On return the guest exists and, if ``power_on``, is running. On any
+        On return the guest exists and is running (``power_on``) or shut
+        down (not ``power_on``). On any
         failure the driver leaves nothing behind (no guest, disk or device)
         and raises; the compute manager puts the instance in ERROR.
         ``InstanceExists`` if a guest of that name is already there.
@@ -207,21 +211,24 @@ class ComputeDriver(abc.ABC):
         """Start a stopped guest. Starting a running guest succeeds."""
 
     def pause(self, instance: Instance) -> None:
-        """Freeze the guest's vCPUs, keeping its memory (power state PAUSED)."""
+        """Freeze the guest's vCPUs, keeping its memory (power state PAUSED).
+        ``InstanceNotRunning`` if the guest is not running."""
         raise exception.NotSupported(operation="pause", driver=self.name)
 
     def unpause(self, instance: Instance) -> None:
-        """Resume a paused guest."""
+        """Resume a paused guest; ``Conflict`` if it is not paused."""
         raise exception.NotSupported(operation="unpause", driver=self.name)
 
     def suspend(self, context: Any, instance: Instance) -> None:
-        """Save the guest's memory to disk and stop it (power state SUSPENDED)."""
+        """Save the guest's memory to disk and stop it (power state SUSPENDED).
+        ``InstanceNotRunning`` if the guest is not running."""
         raise exception.NotSupported(operation="suspend", driver=self.name)
 
     def resume(self, context: Any, instance: Instance,
                network_info: list[dict[str, Any]] | None = None,
                block_device_info: dict[str, Any] | None = None) -> None:
-        """Restore a suspended guest from its saved memory."""
+        """Restore a suspended guest from its saved memory; ``Conflict`` if it
+        is not suspended."""
         raise exception.NotSupported(operation="resume", driver=self.name)
 
     def snapshot(self, context: Any, instance: Instance, image_id: str,
@@ -238,11 +245,13 @@ class ComputeDriver(abc.ABC):
     def rescue(self, context: Any, instance: Instance,
                network_info: list[dict[str, Any]] | None, image_meta: ImageMeta,
                rescue_password: str | None = None) -> None:
-        """Boot the guest from ``image_meta`` with its own disk attached second."""
+        """Boot the guest from ``image_meta`` with its own disk attached second.
+        ``Conflict`` if it is already in rescue."""
         raise exception.NotSupported(operation="rescue", driver=self.name)
 
     def unrescue(self, context: Any, instance: Instance) -> None:
-        """Undo ``rescue``: boot the guest from its own disk again."""
+        """Undo ``rescue``: boot the guest from its own disk again; ``Conflict``
+        if it is not in rescue."""
         raise exception.NotSupported(operation="unrescue", driver=self.name)
 
     # -- volumes ----------------------------------------------------------
@@ -282,7 +291,8 @@ class ComputeDriver(abc.ABC):
 
     def extend_volume(self, context: Any, connection_info: dict[str, Any],
                       instance: Instance, requested_size: int) -> None:
-        """Tell the guest an attached volume grew to ``requested_size`` bytes."""
+        """Tell the guest an attached volume grew to ``requested_size`` bytes.
+        ``DeviceNotFound`` if the volume is not attached."""
         raise exception.NotSupported(operation="extend_volume", driver=self.name)
 
     # -- network ----------------------------------------------------------
@@ -340,7 +350,14 @@ class ComputeDriver(abc.ABC):
     # -- events -----------------------------------------------------------
 
     def register_event_listener(self, callback: Callable[[virtevent.Event], None] | None) -> None:
-        """Have ``callback`` called (from any thread) for every driver event."""
+        """Have ``callback`` called (from any thread) for every driver event.
+
+        ``NotSupported`` from drivers that do not declare ``lifecycle_events``
+        (their callers rely on the periodic power-state sync instead);
+        ``None`` (unregister) is always accepted.
+        """
+        if callback is not None and not self.supports("lifecycle_events"):
+            raise exception.NotSupported(operation="register_event_listener", driver=self.name)
         self._event_listener = callback
 
     def emit_event(self, event: virtevent.Event) -> None:
@@ -368,9 +385,10 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
     deadline = time.monotonic() + timeout
     event = threading.Event()
     while not predicate():
-        if time.monotonic() >= deadline:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        event.wait(interval)
+        event.wait(min(interval, remaining))
 
 
 # -- registry ---------------------------------------------------------------
@@ -393,16 +411,25 @@ def available_drivers() -> dict[str, str]:
 
 
 def driver_class(name: str) -> type[ComputeDriver]:
-    """The class registered as ``name``; ``DriverNotFound`` lists the others."""
+    """The class registered as ``name``.
+
+    ``DriverNotFound`` (naming the available drivers) for an unknown name;
+    ``DriverLoadError`` when the registered target cannot be imported or is
+    not a ComputeDriver.
+    """
     drivers = available_drivers()
     try:
         target = drivers[name]
     except KeyError:
         raise exception.DriverNotFound(name=name, available=", ".join(sorted(drivers)))
     module_name, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise exception.DriverLoadError(name=name, target=target, reason=str(exc))
     if not (isinstance(cls, type) and issubclass(cls, ComputeDriver)):
-        raise exception.DriverNotFound(name=name, available=", ".join(sorted(drivers)))
+        raise exception.DriverLoadError(name=name, target=target,
+                                        reason="it is not a ComputeDriver subclass")
     return cls
 
 
