@@ -49,3 +49,6 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
 else
   say "virtualenv up to date"
 fi
+
+# libvirt + QEMU (guests), the offline test guest's tools, and libvirt-python.
+tools/install-libvirt.sh "$VENV"

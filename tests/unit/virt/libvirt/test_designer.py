@@ -1,0 +1,210 @@
+"""Tests of the libvirt designer: the policy that fills config objects."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from unittest import mock
+
+import pytest
+
+from virtstack.objects import Flavor, ImageMeta, Instance
+from virtstack.virt.libvirt import config, designer
+
+HOST = designer.HostFacts(virt_type="qemu", vnc_listen="127.0.0.1", disk_cache_mode="none")
+FILES = designer.GuestFiles(root_disk_path="/inst/disk", root_disk_format="qcow2",
+                            console_log_path="/inst/console.log")
+KERNEL_FILES = designer.GuestFiles(root_disk_path="/inst/disk", root_disk_format="raw",
+                                   console_log_path="/inst/console.log",
+                                   kernel_path="/inst/kernel", ramdisk_path="/inst/ramdisk")
+
+
+def make_instance(**overrides) -> Instance:
+    values = dict(uuid="7d3c1a8e-8a7e-4a43-9d4b-0f1f1c2d3e4f", name="instance-0000002a",
+                  display_name="web1", project_id="p", user_id="u",
+                  flavor=Flavor(flavorid="42", name="m1.tiny", vcpus=2, memory_mb=256, root_gb=1))
+    values.update(overrides)
+    return Instance(**values)
+
+
+def kernel_image(**properties) -> ImageMeta:
+    return ImageMeta(id="img-1", properties={"kernel_id": "k-1", "ramdisk_id": "r-1",
+                                             **properties})
+
+
+# -- the domain ---------------------------------------------------------------
+
+def test_domain_is_sized_and_named_from_instance_and_flavor():
+    domain = designer.build_domain(make_instance(), ImageMeta(id="img"), HOST, FILES)
+    assert (domain.virt_type, domain.name, domain.uuid) == (
+        "qemu", "instance-0000002a", "7d3c1a8e-8a7e-4a43-9d4b-0f1f1c2d3e4f")
+    assert domain.memory_kib == 256 * 1024
+    assert domain.vcpus == 2
+
+
+def test_virt_type_comes_from_the_host():
+    host = designer.HostFacts(virt_type="kvm", vnc_listen="127.0.0.1", disk_cache_mode="none")
+    assert designer.build_domain(make_instance(), ImageMeta(id="i"), host, FILES).virt_type == "kvm"
+
+
+def test_acpi_is_on():
+    domain = designer.build_domain(make_instance(), ImageMeta(id="img"), HOST, FILES)
+    assert domain.features.acpi is True
+
+
+def test_root_disk_is_vda_on_virtio_with_the_hosts_cache_mode():
+    host = designer.HostFacts(virt_type="qemu", vnc_listen="127.0.0.1",
+                              disk_cache_mode="writeback")
+    domain = designer.build_domain(make_instance(), ImageMeta(id="img"), host, FILES)
+    [disk] = domain.devices_of(config.Disk)
+    assert (disk.source_type, disk.source_file, disk.driver_type, disk.driver_cache) == (
+        "file", "/inst/disk", "qcow2", "writeback")
+    assert (disk.target_dev, disk.target_bus) == ("vda", "virtio")
+
+
+def test_image_without_kernel_boots_from_disk():
+    domain = designer.build_domain(make_instance(), ImageMeta(id="img"), HOST, FILES)
+    assert domain.os.boot_devs == ["hd"]
+    assert (domain.os.kernel, domain.os.initrd, domain.os.cmdline) == (None, None, None)
+    assert (domain.os.os_type, domain.os.arch) == ("hvm", "x86_64")
+
+
+def test_image_with_kernel_and_ramdisk_boots_them_directly():
+    domain = designer.build_domain(make_instance(), kernel_image(), HOST, KERNEL_FILES)
+    assert domain.os.kernel == "/inst/kernel"
+    assert domain.os.initrd == "/inst/ramdisk"
+    assert domain.os.cmdline == "root=/dev/vda console=ttyS0"
+    assert domain.os.boot_devs == []
+
+
+def test_kernel_command_line_comes_from_the_image_when_set():
+    image = kernel_image(os_command_line="console=ttyS0 root=/dev/vda quiet")
+    domain = designer.build_domain(make_instance(), image, HOST, KERNEL_FILES)
+    assert domain.os.cmdline == "console=ttyS0 root=/dev/vda quiet"
+
+
+def test_kernel_ids_on_the_instance_count_as_well():
+    instance = make_instance(kernel_id="k-1", ramdisk_id="r-1")
+    domain = designer.build_domain(instance, ImageMeta(id="img"), HOST, KERNEL_FILES)
+    assert domain.os.kernel == "/inst/kernel"
+
+
+def test_kernel_without_ramdisk():
+    files = designer.GuestFiles("/inst/disk", "raw", "/inst/console.log",
+                                kernel_path="/inst/kernel")
+    domain = designer.build_domain(make_instance(), ImageMeta(id="i", properties={
+        "kernel_id": "k-1"}), HOST, files)
+    assert (domain.os.kernel, domain.os.initrd) == ("/inst/kernel", None)
+
+
+def test_machine_type_comes_from_the_image():
+    image = ImageMeta(id="img", properties={"hw_machine_type": "q35"})
+    assert designer.build_domain(make_instance(), image, HOST, FILES).os.machine == "q35"
+
+
+@pytest.mark.parametrize("image,files,message", [
+    (kernel_image(), FILES, "kernel_id 'k-1' needs a kernel path"),
+    (ImageMeta(id="img"), KERNEL_FILES, "a kernel path needs a kernel_id"),
+    (ImageMeta(id="img", properties={"ramdisk_id": "r-1"}), FILES, "ramdisk_id but no kernel_id"),
+    (ImageMeta(id="img", properties={"kernel_id": "k-1"}), KERNEL_FILES,
+     "a ramdisk path needs a ramdisk_id"),
+])
+def test_kernel_ids_and_paths_must_match(image, files, message):
+    with pytest.raises(ValueError, match=message):
+        designer.build_domain(make_instance(), image, HOST, files)
+
+
+def test_console_is_a_pty_logged_by_virtlogd():
+    domain = designer.build_domain(make_instance(), ImageMeta(id="img"), HOST, FILES)
+    [serial] = domain.devices_of(config.Serial)
+    [console] = domain.devices_of(config.Console)
+    assert (serial.dev_type, serial.log_file, serial.log_append, serial.target_port) == (
+        "pty", "/inst/console.log", False, 0)
+    assert (console.dev_type, console.target_type, console.target_port) == ("pty", "serial", 0)
+
+
+def test_console_without_virtlogd_is_written_to_the_file_by_qemu():
+    host = designer.HostFacts(virt_type="qemu", vnc_listen="127.0.0.1", disk_cache_mode="none",
+                              console_via_virtlogd=False)
+    domain = designer.build_domain(make_instance(), ImageMeta(id="img"), host, FILES)
+    [serial] = domain.devices_of(config.Serial)
+    [console] = domain.devices_of(config.Console)
+    assert (serial.dev_type, serial.source_path, serial.log_file) == (
+        "file", "/inst/console.log", None)
+    assert (console.dev_type, console.source_path) == ("file", "/inst/console.log")
+
+
+def test_vnc_listens_on_the_configured_address_with_autoport():
+    host = designer.HostFacts(virt_type="qemu", vnc_listen="127.0.0.2", disk_cache_mode="none")
+    domain = designer.build_domain(make_instance(), ImageMeta(id="img"), host, FILES)
+    [graphics] = domain.devices_of(config.Graphics)
+    assert (graphics.graphics_type, graphics.listen, graphics.autoport, graphics.port) == (
+        "vnc", "127.0.0.2", True, None)
+
+
+def test_x86_clock_keeps_time_with_catchup_timers():
+    clock = designer.build_domain(make_instance(), ImageMeta(id="img"), HOST, FILES).clock
+    assert clock.offset == "utc"
+    assert [(t.name, t.tickpolicy, t.present) for t in clock.timers] == [
+        ("pit", "delay", None), ("rtc", "catchup", None), ("hpet", None, False)]
+
+
+def test_other_architectures_get_no_x86_timers():
+    host = designer.HostFacts(virt_type="qemu", vnc_listen="127.0.0.1", disk_cache_mode="none",
+                              arch="aarch64")
+    assert designer.build_clock(host).timers == []
+
+
+def test_designed_domain_round_trips_through_xml():
+    domain = designer.build_domain(make_instance(), kernel_image(), HOST, KERNEL_FILES)
+    assert config.Domain.from_xml(domain.to_xml()) == domain
+
+
+@pytest.mark.parametrize("files,image", [(FILES, ImageMeta(id="img")),
+                                         (KERNEL_FILES, kernel_image())])
+def test_designed_domain_is_valid_libvirt_xml(files, image, tmp_path):
+    if shutil.which("virt-xml-validate") is None or shutil.which("xmllint") is None:
+        pytest.skip("virt-xml-validate/xmllint not installed (tools/install-libvirt.sh)")
+    path = tmp_path / "domain.xml"
+    path.write_text(designer.build_domain(make_instance(), image, HOST, files).to_xml())
+    proc = subprocess.run(["virt-xml-validate", str(path), "domain"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_file_disk_for_hot_plug():
+    disk = designer.build_file_disk("/inst/extra.raw", "vdb", "raw", "none", serial="vol-1")
+    assert disk == config.Disk(source_type="file", device="disk", driver_name="qemu",
+                               driver_type="raw", driver_cache="none",
+                               source_file="/inst/extra.raw", target_dev="vdb",
+                               target_bus="virtio", serial="vol-1")
+
+
+# -- the O_DIRECT probe -------------------------------------------------------
+
+def test_direct_io_probe_on_a_real_directory_leaves_nothing_behind(tmp_path):
+    result = designer.supports_direct_io(str(tmp_path))
+    assert isinstance(result, bool)
+    assert os.listdir(tmp_path) == []
+    assert designer.disk_cache_mode(str(tmp_path)) == ("none" if result else "writeback")
+
+
+def test_einval_from_open_means_no_direct_io(tmp_path):
+    with mock.patch.object(designer.os, "open", autospec=True,
+                           side_effect=OSError(errno.EINVAL, "Invalid argument")):
+        assert designer.supports_direct_io(str(tmp_path)) is False
+        assert designer.disk_cache_mode(str(tmp_path)) == "writeback"
+
+
+def test_einval_from_the_write_means_no_direct_io_and_the_file_is_removed(tmp_path):
+    with mock.patch.object(designer.os, "write", autospec=True,
+                           side_effect=OSError(errno.EINVAL, "Invalid argument")):
+        assert designer.supports_direct_io(str(tmp_path)) is False
+    assert os.listdir(tmp_path) == []
+
+
+def test_other_errors_from_the_probe_are_raised(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        designer.supports_direct_io(str(tmp_path / "missing"))
