@@ -27,6 +27,14 @@ def get(image_id: str, project_id: str | None = None) -> models.Image:
     return row
 
 
+def update(image_id: str, values: dict[str, Any]) -> None:
+    with db_api.session() as sess:
+        result = sess.execute(sa.update(models.Image).where(models.Image.id == image_id)
+                              .values(**values).execution_options(synchronize_session=False))
+    if result.rowcount == 0:
+        raise exception.ImageNotFound(image_id=image_id)
+
+
 def visible(row: models.Image, project_id: str | None) -> bool:
     return (project_id is None or row.visibility in ("public", "community")
             or row.owner == project_id)
