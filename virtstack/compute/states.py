@@ -4,7 +4,7 @@
 progress (None when idle). ``ACTIONS`` says, per user action, from which
 states it may start and which task_state it sets; ``FINISHED`` what the
 compute service writes when it succeeds. Every change goes through a
-compare-and-set in the database (``db.api.instance_transition``), so two racing
+compare-and-set in the database (``db.instance.transition``), so two racing
 requests cannot both win.
 """
 
@@ -65,13 +65,15 @@ _STATUS_MAP: dict[str, dict[str | None, str]] = {
         REBUILDING: "REBUILD", MIGRATING: "MIGRATING", RESIZE_PREP: "RESIZE",
     },
     BUILDING: {"default": "BUILD"},
-    STOPPED: {"default": "SHUTOFF", REBOOTING_HARD: "HARD_REBOOT",
-              REBUILDING: "REBUILD", RESIZE_PREP: "RESIZE"},
+    # As the Compute API shows them: a hard reboot of a SHUTOFF, PAUSED,
+    # SUSPENDED or ERROR server keeps showing that status (its task_state
+    # says it is rebooting) until it comes up ACTIVE.
+    STOPPED: {"default": "SHUTOFF", REBUILDING: "REBUILD", RESIZE_PREP: "RESIZE"},
     RESIZED: {"default": "VERIFY_RESIZE"},
-    PAUSED: {"default": "PAUSED", REBOOTING_HARD: "HARD_REBOOT", MIGRATING: "MIGRATING"},
-    SUSPENDED: {"default": "SUSPENDED", REBOOTING_HARD: "HARD_REBOOT"},
+    PAUSED: {"default": "PAUSED", MIGRATING: "MIGRATING"},
+    SUSPENDED: {"default": "SUSPENDED"},
     RESCUED: {"default": "RESCUE"},
-    ERROR: {"default": "ERROR", REBUILDING: "REBUILD", REBOOTING_HARD: "HARD_REBOOT"},
+    ERROR: {"default": "ERROR", REBUILDING: "REBUILD"},
     DELETED: {"default": "DELETED"},
     SOFT_DELETED: {"default": "SOFT_DELETED"},
     SHELVED: {"default": "SHELVED"},
@@ -106,17 +108,22 @@ def vm_states_for_status(status: str) -> list[tuple[str, str | None, bool]]:
 class Transition:
     """Where an action may start and what it sets while it runs."""
 
-    vm_states: tuple[str, ...] | None  # None: any live vm_state
+    vm_states: tuple[str, ...] | None  # None: any vm_state but DELETED
     task_states: tuple[str | None, ...] | None  # None: any task_state but DELETING
     task_state: str  # set when the action is accepted
 
 
-_HARD_REBOOT_TASKS = (None, REBOOTING, REBOOT_PENDING, REBOOT_STARTED,
-                      REBOOTING_HARD, REBOOT_PENDING_HARD, REBOOT_STARTED_HARD)
+# Where a hard reboot may start (the Compute API's ALLOW_REBOOT): idle, during
+# a soft reboot (it takes over), a hard reboot that has not started yet, or a
+# pause/unpause/suspend/resume that may be stuck; never once a hard reboot is
+# under way on the hypervisor.
+_HARD_REBOOT_TASKS = (None, REBOOTING, REBOOT_PENDING, REBOOT_STARTED, RESUMING,
+                      REBOOTING_HARD, UNPAUSING, PAUSING, SUSPENDING)
 
 ACTIONS: dict[str, Transition] = {
     "start": Transition((STOPPED,), (None,), POWERING_ON),
-    "stop": Transition((ACTIVE, RESCUED, ERROR), (None,), POWERING_OFF),
+    # Not from RESCUED: a stopped rescued server would lose its rescue state.
+    "stop": Transition((ACTIVE, ERROR), (None,), POWERING_OFF),
     "reboot_soft": Transition((ACTIVE,), (None,), REBOOTING),
     "reboot_hard": Transition((ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR),
                               _HARD_REBOOT_TASKS, REBOOTING_HARD),
@@ -152,6 +159,10 @@ DEAD = (DELETED, SOFT_DELETED)
 #: Every vm_state an instance can be in while it exists.
 LIVE_VM_STATES = tuple(s for s in _STATUS_MAP if s not in DEAD)
 
+#: Every vm_state of a row that is still a server (a soft-deleted one can be
+#: deleted for good; a deleted one is gone).
+EXISTING_VM_STATES = tuple(s for s in _STATUS_MAP if s != DELETED)
+
 #: Every task_state, None (idle) included.
 ALL_TASK_STATES: tuple[str | None, ...] = (
     None, SCHEDULING, BLOCK_DEVICE_MAPPING, NETWORKING, SPAWNING, IMAGE_SNAPSHOT,
@@ -165,7 +176,7 @@ def starting_states(action: str) -> tuple[tuple[str, ...], tuple[str | None, ...
     """The (vm_states, task_states) from which ``action`` may start, spelled
     out (for the compare-and-set)."""
     t = ACTIONS[action]
-    vm = t.vm_states if t.vm_states is not None else LIVE_VM_STATES
+    vm = t.vm_states if t.vm_states is not None else EXISTING_VM_STATES
     tasks = t.task_states if t.task_states is not None else tuple(
         s for s in ALL_TASK_STATES if s != DELETING)
     return vm, tasks
@@ -174,7 +185,7 @@ def starting_states(action: str) -> tuple[tuple[str, ...], tuple[str | None, ...
 def allowed(action: str, vm_state: str, task_state: str | None) -> bool:
     """Whether ``action`` may start from (vm_state, task_state)."""
     t = ACTIONS[action]
-    if vm_state in DEAD:
+    if vm_state not in EXISTING_VM_STATES:
         return False
     if t.vm_states is not None and vm_state not in t.vm_states:
         return False

@@ -24,6 +24,19 @@ LOG = logging.getLogger(__name__)
 #: Our alembic version table (TaskFlow keeps its own ``alembic_version``).
 VERSION_TABLE = "virtstack_alembic_version"
 
+#: Tables in the service database that our migrations do not manage:
+#: TaskFlow's flow state and its version table (``flows.persistence``).
+FOREIGN_TABLES = frozenset({"logbooks", "flowdetails", "atomdetails", "alembic_version"})
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """alembic ``include_object`` hook: compare and autogenerate only our
+    own tables, never drop TaskFlow's."""
+    if type_ == "table":
+        return name not in FOREIGN_TABLES and name != VERSION_TABLE
+    table = getattr(obj, "table", None)
+    return getattr(table, "name", None) not in FOREIGN_TABLES
+
 _lock = threading.Lock()
 _engine: sa.Engine | None = None
 _sessionmaker: orm.sessionmaker | None = None

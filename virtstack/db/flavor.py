@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from virtstack import exception
 from virtstack.db import api as db_api
 from virtstack.db import models
+from virtstack.db import paging
 
 #: Seeded by ``virtstack db upgrade`` when the table is empty:
 #: (flavorid, name, vcpus, memory_mb, root_gb). m1.nano fits the test guest.
@@ -28,25 +29,45 @@ SORT_KEYS = ("created_at", "description", "disabled", "ephemeral_gb", "flavorid"
 
 
 def seed_defaults() -> int:
-    """Create the default flavors if there are none; returns how many."""
-    with db_api.session() as sess:
-        if sess.scalar(sa.select(sa.func.count(models.Flavor.id))):
-            return 0
-        for flavorid, name, vcpus, ram, disk in DEFAULT_FLAVORS:
-            sess.add(models.Flavor(flavorid=flavorid, name=name, vcpus=vcpus,
-                                   memory_mb=ram, root_gb=disk))
+    """Create the default flavors if there are none; returns how many (0 also
+    when a concurrent caller seeded them first)."""
+    try:
+        with db_api.session() as sess:
+            if sess.scalar(sa.select(sa.func.count(models.Flavor.id))):
+                return 0
+            for flavorid, name, vcpus, ram, disk in DEFAULT_FLAVORS:
+                sess.add(models.Flavor(flavorid=flavorid, name=name, vcpus=vcpus,
+                                       memory_mb=ram, root_gb=disk))
+    except sa.exc.IntegrityError:
+        return 0
     return len(DEFAULT_FLAVORS)
 
 
 def create(values: dict[str, Any]) -> models.Flavor:
-    """Insert a flavor; ``FlavorExists`` (409) if its id or name is taken."""
-    with db_api.session() as sess:
+    """Insert a flavor; ``FlavorExists`` (409) if its id or name is taken
+    (also when a concurrent create takes it first: the unique constraints
+    decide)."""
+    F = models.Flavor
+
+    def taken(sess) -> exception.FlavorExists | None:
         for field, what in (("flavorid", "ID"), ("name", "name")):
-            if sess.scalar(sa.select(models.Flavor.id).where(
-                    getattr(models.Flavor, field) == values[field])) is not None:
-                raise exception.FlavorExists(what=what, value=values[field])
-        row = models.Flavor(**values)
-        sess.add(row)
+            if sess.scalar(sa.select(F.id).where(getattr(F, field) == values[field])) is not None:
+                return exception.FlavorExists(what=what, value=values[field])
+        return None
+
+    try:
+        with db_api.session() as sess:
+            error = taken(sess)
+            if error is not None:
+                raise error
+            row = F(**values)
+            sess.add(row)
+    except sa.exc.IntegrityError:
+        with db_api.session() as sess:
+            error = taken(sess)
+        if error is None:
+            raise
+        raise error from None
     return row
 
 
@@ -61,7 +82,9 @@ def get(flavorid: str) -> models.Flavor:
 def list_(is_public: bool | None = True, min_ram: int | None = None, min_disk: int | None = None,
           limit: int | None = None, marker: str | None = None, sort_key: str = "flavorid",
           sort_dir: str = "asc") -> list[models.Flavor]:
-    """Flavors, sorted; ``is_public`` None lists public and private."""
+    """Flavors, sorted (``SORT_KEYS``; NULL first ascending), from after
+    ``marker`` (a flavorid); ``is_public`` None lists public and private.
+    ``Invalid`` (400) for an unknown marker, sort key or direction."""
     F = models.Flavor
     conds = [F.disabled.is_(False)]
     if is_public is not None:
@@ -70,17 +93,15 @@ def list_(is_public: bool | None = True, min_ram: int | None = None, min_disk: i
         conds.append(F.memory_mb >= min_ram)
     if min_disk is not None:
         conds.append(F.root_gb >= min_disk)
-    col = getattr(F, sort_key)
-    order = [col.desc() if sort_dir == "desc" else col.asc(), F.id.asc()]
+    keys, dirs = paging.normalise([sort_key], [sort_dir], SORT_KEYS, tiebreak="id",
+                                  default_dir="asc")
     with db_api.session() as sess:
         if marker is not None:
             m = sess.scalars(sa.select(F).where(F.flavorid == marker)).first()
             if m is None:
                 raise exception.Invalid(reason=f"marker [{marker}] not found")
-            mval = getattr(m, sort_key)
-            after = col > mval if sort_dir != "desc" else col < mval
-            conds.append(sa.or_(after, sa.and_(col == mval, F.id > m.id)))
-        q = sa.select(F).where(*conds).order_by(*order)
+            conds.append(paging.after(F, m, keys, dirs))
+        q = sa.select(F).where(*conds).order_by(*paging.order_by(F, keys, dirs))
         if limit is not None:
             q = q.limit(limit)
         return list(sess.scalars(q))

@@ -19,17 +19,35 @@ _NODE_FIELDS = ("hypervisor_type", "hypervisor_version", "vcpus", "memory_mb", "
 
 
 def service_heartbeat(host: str, binary: str, topic: str) -> models.Service:
-    """Record that ``binary`` on ``host`` is alive (creating its row)."""
-    now = models.utcnow()
+    """Record that ``binary`` on ``host`` is alive (creating its row).
+
+    Safe to race: the count is incremented in the database, and of two
+    first heartbeats one creates the row and the other updates it."""
     S = models.Service
-    with db_api.session() as sess:
-        row = sess.scalars(sa.select(S).where(S.host == host, S.binary == binary)).first()
-        if row is None:
-            row = S(host=host, binary=binary, topic=topic)
-            sess.add(row)
-        row.last_seen_up = now
-        row.report_count = (row.report_count or 0) + 1
-    return row
+
+    def beat() -> models.Service:
+        now = models.utcnow()
+        with db_api.session() as sess:
+            done = sess.execute(
+                sa.update(S).where(S.host == host, S.binary == binary)
+                .values(last_seen_up=now, report_count=S.report_count + 1, updated_at=now)
+                .execution_options(synchronize_session=False)).rowcount
+            if not done:
+                sess.add(S(host=host, binary=binary, topic=topic, last_seen_up=now,
+                           report_count=1))
+                sess.flush()
+            return sess.scalars(sa.select(S).where(S.host == host, S.binary == binary)).one()
+
+    return _retry_on_duplicate(beat)
+
+
+def _retry_on_duplicate(fn):
+    """Run ``fn``; once more if it lost an insert race (a unique constraint
+    fired because a concurrent caller created the row first)."""
+    try:
+        return fn()
+    except sa.exc.IntegrityError:
+        return fn()
 
 
 def service_get(host: str, binary: str) -> models.Service | None:
@@ -55,18 +73,24 @@ def service_is_up(row: models.Service | None) -> bool:
 
 
 def node_update(host: str, node: str, resources: dict[str, Any]) -> models.ComputeNode:
-    """Create or refresh the record of ``node`` from driver-reported resources."""
+    """Create or refresh the record of ``node`` from driver-reported resources
+    (safe to race: one caller creates the row, the others update it)."""
     C = models.ComputeNode
     values = {k: resources[k] for k in _NODE_FIELDS if k in resources}
-    with db_api.session() as sess:
-        row = sess.scalars(sa.select(C).where(C.host == host, C.hypervisor_hostname == node)).first()
-        if row is None:
-            row = C(uuid=str(uuidlib.uuid4()), host=host, hypervisor_hostname=node,
-                    hypervisor_type=resources.get("hypervisor_type", "unknown"))
-            sess.add(row)
-        for key, value in values.items():
-            setattr(row, key, value)
-    return row
+
+    def upsert() -> models.ComputeNode:
+        with db_api.session() as sess:
+            row = sess.scalars(sa.select(C).where(C.host == host,
+                                                  C.hypervisor_hostname == node)).first()
+            if row is None:
+                row = C(uuid=str(uuidlib.uuid4()), host=host, hypervisor_hostname=node,
+                        hypervisor_type=resources.get("hypervisor_type", "unknown"))
+                sess.add(row)
+            for key, value in values.items():
+                setattr(row, key, value)
+        return row
+
+    return _retry_on_duplicate(upsert)
 
 
 def nodes() -> list[models.ComputeNode]:
@@ -106,14 +130,20 @@ def node_claim(node_id: int, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
 
 
 def node_release(host: str, node: str, vcpus: int, memory_mb: int, disk_gb: int) -> None:
-    """Give back what ``node_claim`` took. The periodic resource update
-    recomputes usage from the instances, correcting any drift."""
+    """Give back what ``node_claim`` took. Usage never drops below zero (a
+    release repeated after a crash would otherwise make room that is not
+    there); the periodic resource update recomputes usage from the
+    instances, correcting any drift."""
     C = models.ComputeNode
+
+    def minus(col, amount: int):
+        return sa.case((col > amount, col - amount), else_=0)
+
     q = (sa.update(C).where(C.host == host, C.hypervisor_hostname == node)
-         .values(vcpus_used=C.vcpus_used - vcpus,
-                 memory_mb_used=C.memory_mb_used - memory_mb,
-                 local_gb_used=C.local_gb_used - disk_gb,
-                 running_vms=C.running_vms - 1)
+         .values(vcpus_used=minus(C.vcpus_used, vcpus),
+                 memory_mb_used=minus(C.memory_mb_used, memory_mb),
+                 local_gb_used=minus(C.local_gb_used, disk_gb),
+                 running_vms=minus(C.running_vms, 1))
          .execution_options(synchronize_session=False))
     with db_api.session() as sess:
         sess.execute(q)

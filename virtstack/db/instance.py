@@ -3,6 +3,7 @@ guarded state transitions (compare-and-set, DESIGN rule 6)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from virtstack import exception
 from virtstack.compute import states
 from virtstack.db import api as db_api
 from virtstack.db import models
+from virtstack.db import paging
 
 #: Sort keys the API accepts (the Compute API's list, less joined columns).
 SORT_KEYS = ("created_at", "updated_at", "display_name", "uuid", "vm_state",
@@ -59,6 +61,32 @@ def _status_clause(status: str):
     return sa.or_(*clauses) if clauses else sa.false()
 
 
+def _name_regex(pattern: str):
+    """``display_name`` matches ``pattern`` (a search, like ``re.search``),
+    case-sensitively on every backend; ``(?i)`` at the start makes it
+    case-insensitive everywhere. A pattern that does not compile is 400."""
+    try:
+        re.compile(pattern)
+    except (re.error, TypeError) as exc:
+        raise exception.Invalid(reason=f"name filter {pattern!r} is not a valid regular "
+                                       f"expression: {exc}") from None
+    if db_api.get_engine().dialect.name == "mysql":
+        # MariaDB's REGEXP follows the column's (case-insensitive)
+        # collation; PCRE's (?-i) makes it case-sensitive like the others.
+        pattern = "(?-i)" + pattern
+    return models.Instance.display_name.regexp_match(pattern)
+
+
+def _is_regex_error(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the database refused a regular expression (PostgreSQL's
+    syntax differs from Python's in places; MariaDB's PCRE too)."""
+    orig = exc.orig
+    if getattr(orig, "pgcode", None) == "2201B":  # invalid_regular_expression
+        return True
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] == 1139  # ER_REGEXP_ERROR
+
+
 def list_(filters: dict[str, Any] | None = None, limit: int | None = None,
           marker: str | None = None, sort_keys: Sequence[str] = ("created_at",),
           sort_dirs: Sequence[str] = ("desc",)) -> list[models.Instance]:
@@ -68,7 +96,10 @@ def list_(filters: dict[str, Any] | None = None, limit: int | None = None,
     status), vm_state, task_state, image (ref), flavor (flavorid),
     changes_since / changes_before (datetimes; include deleted), deleted
     (bool), reservation_id, locked, uuids (list), ip (unused: no networks).
-    Raises ``InvalidMarker`` (400) when the marker is unknown.
+    Sort keys are ``SORT_KEYS``; directions missing at the end follow the
+    first one; NULL sorts first ascending and last descending on every
+    backend. Raises ``Invalid`` (400) when the marker is unknown, a sort key
+    or direction is not valid, or the name regex does not compile.
     """
     filters = dict(filters or {})
     I = models.Instance
@@ -92,7 +123,7 @@ def list_(filters: dict[str, Any] | None = None, limit: int | None = None,
     if "uuids" in filters:
         conds.append(I.uuid.in_(list(filters["uuids"])))
     if "name" in filters:
-        conds.append(I.display_name.regexp_match(filters["name"]))
+        conds.append(_name_regex(filters["name"]))
     if "status" in filters:
         statuses = filters["status"]
         statuses = statuses if isinstance(statuses, (list, tuple)) else [statuses]
@@ -102,49 +133,24 @@ def list_(filters: dict[str, Any] | None = None, limit: int | None = None,
     if "changes_before" in filters:
         conds.append(sa.func.coalesce(I.updated_at, I.created_at) <= filters["changes_before"])
 
-    keys = list(sort_keys) + ["id"]
-    dirs = list(sort_dirs) + [sort_dirs[-1] if sort_dirs else "desc"]
-    order = [getattr(I, k).desc() if d == "desc" else getattr(I, k).asc() for k, d in zip(keys, dirs)]
+    keys, dirs = paging.normalise(sort_keys, sort_dirs, SORT_KEYS, tiebreak="id")
     with db_api.session() as sess:
         if marker is not None:
             mrow = sess.scalars(sa.select(I).where(I.uuid == marker)).first()
             if mrow is None:
                 raise exception.Invalid(reason=f"marker [{marker}] not found")
-            conds.append(_after_marker(mrow, keys, dirs))
-        q = sa.select(I).where(*conds).order_by(*order)
+            conds.append(paging.after(I, mrow, keys, dirs))
+        q = sa.select(I).where(*conds).order_by(*paging.order_by(I, keys, dirs))
         if limit is not None:
             q = q.limit(limit)
-        return list(sess.scalars(q))
-
-
-def _after_marker(mrow: models.Instance, keys: list[str], dirs: list[str]):
-    """Rows strictly after ``mrow`` in the (keys, dirs) order (keyset paging).
-
-    NULLs sort first ascending on PostgreSQL-like semantics are avoided by
-    comparing with COALESCE to a sentinel of the column's type.
-    """
-    I = models.Instance
-    ors = []
-    for i, key in enumerate(keys):
-        ands = []
-        for prev in keys[:i]:
-            col, val = getattr(I, prev), getattr(mrow, prev)
-            ands.append(col.is_(None) if val is None else col == val)
-        col, val = getattr(I, key), getattr(mrow, key)
-        if val is None:
-            # NULL is the smallest: after it ascending is any non-NULL;
-            # nothing is after it descending.
-            if dirs[i] == "asc":
-                ands.append(col.is_not(None))
-            else:
-                continue
-        else:
-            cmp = col > val if dirs[i] == "asc" else col < val
-            if dirs[i] == "desc":
-                cmp = sa.or_(cmp, col.is_(None))
-            ands.append(cmp)
-        ors.append(sa.and_(*ands))
-    return sa.or_(*ors) if ors else sa.false()
+        try:
+            return list(sess.scalars(q))
+        except sa.exc.DBAPIError as exc:
+            if "name" in filters and _is_regex_error(exc):
+                raise exception.Invalid(reason=f"name filter {filters['name']!r} is not a "
+                                               f"regular expression the database can run: "
+                                               f"{exc.orig}") from None
+            raise
 
 
 def transition(uuid: str, vm_states: Iterable[str] | None,
@@ -177,17 +183,22 @@ def transition(uuid: str, vm_states: Iterable[str] | None,
 
 def start_action(uuid: str, action: str, project_id: str | None = None) -> models.Instance:
     """Move ``uuid`` into ``action``'s task_state if the state machine allows
-    it; ``InstanceInvalidState`` (409) otherwise, naming the current state."""
+    it; ``InstanceInvalidState`` (409) otherwise, naming the state that
+    forbids it (the vm_state if that is wrong, else the task_state).
+    ``InstanceNotFound`` when it is not there (or not ``project_id``'s):
+    then nothing changes."""
     t = states.ACTIONS[action]
     vm_states, task_states = states.starting_states(action)
+    get(uuid, project_id=project_id)  # 404 before touching anything
     won = transition(uuid, vm_states, task_states, {"task_state": t.task_state})
     row = get(uuid, project_id=project_id)
     if not won:
-        if row.task_state is not None:
-            raise exception.InstanceInvalidState(action=action.split("_")[0], instance_uuid=uuid,
-                                                 attr="task_state", state=row.task_state)
+        if row.vm_state not in vm_states:
+            attr, state = "vm_state", row.vm_state
+        else:
+            attr, state = "task_state", row.task_state
         raise exception.InstanceInvalidState(action=action.split("_")[0], instance_uuid=uuid,
-                                             attr="vm_state", state=row.vm_state)
+                                             attr=attr, state=state)
     return row
 
 

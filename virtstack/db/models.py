@@ -10,14 +10,20 @@ import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import orm
+from sqlalchemy.dialects import mysql
 
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+#: Timestamps keep microseconds on every backend (MariaDB's plain DATETIME
+#: drops them, which breaks ``changes-since`` and ordering by time there).
+DateTime = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
 class Base(orm.DeclarativeBase):
-    type_annotation_map = {dict: sa.JSON}
+    type_annotation_map = {dict: sa.JSON, datetime.datetime: DateTime}
 
 
 class TimestampMixin:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from taskflow import engines, exceptions as tf_exc, states as tf_states
 from taskflow.persistence import models as tf_models
 
+from virtstack import exception
 from virtstack.conf import CONF
 from virtstack.db import api as db_api
 from virtstack.flows import persistence
@@ -50,7 +51,16 @@ class FlowRunner:
         return self._backend
 
     def _book_name(self, operation: str, resource_id: str) -> str:
+        if ":" in operation:
+            raise ValueError(f"operation names cannot contain ':' ({operation!r})")
         return f"{self.owner}:{operation}:{resource_id}"
+
+    def _parse_book_name(self, name: str) -> tuple[str, str]:
+        """(operation, resource_id) of one of this owner's logbooks: the
+        owner is a known prefix and operations have no ':', so resource ids
+        may contain ':'."""
+        operation, _, resource_id = name[len(self.owner) + 1:].partition(":")
+        return operation, resource_id
 
     def run(self, operation: str, resource_id: str, factory: Callable[..., Any],
             factory_kwargs: dict[str, Any] | None = None, store: dict[str, Any] | None = None,
@@ -79,9 +89,10 @@ class FlowRunner:
             engine.run()
             return dict(engine.storage.fetch_all())
         except tf_exc.WrappedFailure as wrapped:
-            # Several tasks failed (parallel flows): surface the first.
-            wrapped[0].reraise()
-            raise  # not reached: reraise() raises
+            # Several tasks failed (parallel flows), or the failure was
+            # restored from the database (a recovered flow): no live
+            # exception to re-raise there.
+            _raise_failures(list(wrapped))
         finally:
             self._forget(book, engine)
 
@@ -110,20 +121,68 @@ class FlowRunner:
         ``transient_for(operation, resource_id)`` supplies the transient
         values; ``on_result(operation, resource_id, error)`` is told how each
         ended (error None: finished; else it reverted). Returns the count.
+
+        A flow that had already ended when the service died (before its
+        logbook was deleted) is not run again: a finished one is reported as
+        finished, a reverted one (or one whose revert failed) with the error
+        stored for it.
         """
         count = 0
         for book in self.pending():
-            _, operation, resource_id = book.name.rsplit(":", 2)
+            operation, resource_id = self._parse_book_name(book.name)
             for flow_detail in book:
                 count += 1
                 error: BaseException | None = None
-                try:
-                    engine = engines.load_from_detail(flow_detail, backend=self.backend,
-                                                      engine=_ENGINE)
-                    LOG.warning("Resuming interrupted %s flow for %s", operation, resource_id)
-                    self._run(engine, None, transient_for(operation, resource_id))
-                except Exception as exc:  # reverted: report it
-                    error = exc
+                state = flow_detail.state
+                if state == tf_states.SUCCESS:
+                    LOG.info("Interrupted %s flow for %s had finished", operation, resource_id)
+                elif state in (tf_states.REVERTED, tf_states.FAILURE):
+                    LOG.warning("Interrupted %s flow for %s had ended %s", operation,
+                                resource_id, state)
+                    error = _stored_error(flow_detail, operation, resource_id)
+                else:
+                    try:
+                        engine = engines.load_from_detail(flow_detail, backend=self.backend,
+                                                          engine=_ENGINE)
+                        LOG.warning("Resuming interrupted %s flow for %s", operation,
+                                    resource_id)
+                        self._run(engine, None, transient_for(operation, resource_id))
+                    except Exception as exc:  # reverted: report it
+                        error = exc
                 on_result(operation, resource_id, error)
             self.backend.get_connection().destroy_logbook(book.uuid)
         return count
+
+
+def _error_of(fail) -> BaseException:
+    """An exception for one TaskFlow failure: the task's own if this process
+    caught it, else one rebuilt from what was stored (the
+    ``virtstack.exception`` class it was, when it was one)."""
+    if fail.exc_info:
+        return fail.exc_info[1]
+    type_names = list(fail)  # most specific first
+    for name in type_names:
+        module, _, cls_name = name.rpartition(".")
+        cls = getattr(exception, cls_name, None) if module == exception.__name__ else None
+        if isinstance(cls, type) and issubclass(cls, exception.VirtstackException):
+            return cls(fail.exception_str)
+    kind = type_names[0] if type_names else "Error"
+    return exception.VirtstackException(f"{kind}: {fail.exception_str}")
+
+
+def _raise_failures(failures: list) -> NoReturn:
+    """Raise the first of TaskFlow ``failures`` (a live one first)."""
+    for fail in failures:
+        if fail.exc_info:
+            fail.reraise()
+    raise _error_of(failures[0])
+
+
+def _stored_error(flow_detail, operation: str, resource_id: str) -> BaseException:
+    """Why a stored flow reverted (or failed to), from its atoms' failures."""
+    failures = [atom.failure for atom in flow_detail if atom.failure is not None]
+    if failures:
+        return _error_of(failures[0])
+    return exception.VirtstackException(
+        f"The {operation} flow for {resource_id} was rolled back before the service "
+        f"restarted.")

@@ -8,11 +8,16 @@ with every message (``ContextSerializer``).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import sys
 import threading
 from typing import Any, Iterable
 
 import oslo_messaging as messaging
+from oslo_config import cfg
+from oslo_messaging._drivers import common as rpc_common
 
 from virtstack import context as vs_context
 from virtstack.conf import CONF
@@ -24,6 +29,21 @@ _transport: messaging.Transport | None = None
 
 #: Exceptions that may cross RPC and be re-raised as themselves by callers.
 ALLOWED_EXMODS = ["virtstack.exception"]
+
+
+def register_opts(conf) -> None:
+    """Register oslo.messaging's [DEFAULT] options (``transport_url``,
+    ``rpc_response_timeout``, ...) on ``conf`` now. oslo.messaging does so only
+    when it builds a transport, and until then a configured
+    ``transport_url`` cannot be read: the first transport would be fake://."""
+    from oslo_messaging import opts as messaging_opts
+
+    for group, options in messaging_opts.list_opts():
+        if group in (None, "DEFAULT"):
+            conf.register_opts(options)  # a no-op when they already are
+
+
+register_opts(CONF)
 
 
 class ContextSerializer(messaging.Serializer):
@@ -48,7 +68,6 @@ def get_transport() -> messaging.Transport:
     if _transport is None:
         with _lock:
             if _transport is None:
-                messaging.get_rpc_transport  # registers transport_url on CONF
                 url = transport_url()
                 _transport = messaging.get_rpc_transport(
                     CONF, url=url, allowed_remote_exmods=ALLOWED_EXMODS)
@@ -65,11 +84,16 @@ def cleanup() -> None:
 
 
 def transport_url() -> str:
-    """The configured transport, ``fake://`` (in-process) when unset."""
-    try:
-        return CONF.transport_url or "fake://"
-    except Exception:  # not registered yet: oslo.messaging registers it lazily
+    """The configured transport, ``fake://`` (in-process) when unset.
+
+    oslo.messaging's own default ('rabbit://', a broker on localhost) does
+    not count as configured: only a value from a config file, the command
+    line, the environment or an override does."""
+    register_opts(CONF)  # again: a test fixture may have unregistered them
+    location = CONF.get_location("transport_url")
+    if location is None or location.location == cfg.Locations.opt_default:
         return "fake://"
+    return CONF.transport_url or "fake://"
 
 
 class Client:
@@ -92,9 +116,48 @@ class Client:
         return self.prepare(server, timeout).call(ctxt, method, **kwargs)
 
 
-def get_server(topic: str, server: str, endpoints: Iterable[Any]) -> messaging.MessageHandlingServer:
+def get_server(topic: str, server: str,
+               endpoints: Iterable[Any]) -> messaging.MessageHandlingServer:
     """An RPC server for ``topic`` on ``server`` dispatching to ``endpoints``
-    in a thread pool (oslo.messaging's threading executor). Start it with ``.start()``; stop with ``.stop(); .wait()``."""
+    in a thread pool (oslo.messaging's threading executor). Start it with
+    ``.start()``; stop with ``.stop(); .wait()``.
+
+    On the in-process transport, errors leave the endpoints as they would
+    arrive over a broker (see ``_OverTheWire``), so that callers behave the
+    same on fake:// and rabbit://."""
     target = messaging.Target(topic=topic, server=server)
-    return messaging.get_rpc_server(get_transport(), target, list(endpoints),
+    endpoints = list(endpoints)
+    if transport_url().startswith("fake:"):
+        endpoints = [_OverTheWire(e) for e in endpoints]
+    return messaging.get_rpc_server(get_transport(), target, endpoints,
                                     serializer=ContextSerializer())
+
+
+class _OverTheWire:
+    """An endpoint whose exceptions are serialised and rebuilt as a real
+    transport does. oslo.messaging's fake driver hands the endpoint's
+    exception object itself to the caller; over RabbitMQ the caller gets the
+    same class only for ``ALLOWED_EXMODS`` and builtins, and
+    ``messaging.RemoteError`` for anything else."""
+
+    def __init__(self, endpoint: Any):
+        self._endpoint = endpoint
+        if hasattr(endpoint, "target"):  # version/namespace filtering
+            self.target = endpoint.target
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._endpoint, name)
+        if name.startswith("_") or not (inspect.ismethod(attr) or inspect.isfunction(attr)):
+            return attr
+
+        @functools.wraps(attr)
+        def dispatch(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except messaging.ExpectedException:
+                raise
+            except Exception:
+                data = rpc_common.serialize_remote_exception(sys.exc_info())
+                raise rpc_common.deserialize_remote_exception(data, ALLOWED_EXMODS) from None
+
+        return dispatch

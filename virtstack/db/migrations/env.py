@@ -14,7 +14,8 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=connection.dialect.name == "sqlite",
-                          version_table=db_api.VERSION_TABLE)
+                          version_table=db_api.VERSION_TABLE,
+                          include_object=db_api.include_object, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
