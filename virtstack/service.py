@@ -20,7 +20,6 @@ from virtstack.db import image as db_image
 LOG = logging.getLogger(__name__)
 
 #: The image every new database has, so a server can be created at once.
-#: Drivers that boot real guests replace its location with the test guest.
 DEFAULT_IMAGE_NAME = "virtstack-test"
 
 
@@ -42,18 +41,27 @@ def validate_config() -> None:
 
 
 def prepare_database() -> dict[str, Any]:
-    """Upgrade the schema and seed defaults (flavors, the default image)."""
+    """Upgrade the schema and seed defaults: flavors, and the default image.
+
+    When the configured driver boots real images (``boots_images``), the
+    default image is the offline test guest, built and registered on first
+    use; otherwise a registry entry without bits is enough.
+    """
+    from virtstack.image import store
+    from virtstack.virt import driver as virt_driver
+
     db_api.upgrade()
     seeded = db_flavor.seed_defaults()
-    image_id = None
+    if virt_driver.driver_class(CONF.compute.compute_driver).boots_images:
+        return {"flavors_seeded": seeded, "image_id": store.register_test_image().id}
     existing = [i for i in db_image.list_() if i.name == DEFAULT_IMAGE_NAME]
-    if not existing:
+    if existing:
+        image_id = existing[0].id
+    else:
         image_id = str(uuid.uuid4())
         db_image.create({"id": image_id, "name": DEFAULT_IMAGE_NAME, "status": "active",
                          "disk_format": "qcow2", "container_format": "bare", "size": 0,
                          "visibility": "public", "owner": None, "min_disk": 0, "min_ram": 0})
-    else:
-        image_id = existing[0].id
     return {"flavors_seeded": seeded, "image_id": image_id}
 
 

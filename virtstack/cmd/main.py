@@ -170,6 +170,35 @@ def cmd_db_upgrade(args) -> None:
          f"({result['flavors_seeded']} default flavors added)")
 
 
+def cmd_image_build_test(args) -> None:
+    from virtstack import service
+    from virtstack.image import store
+
+    service.setup_logging(debug=args.debug)
+    service.prepare_database()
+    _say(f"building the test guest in {store.test_image_cache()} "
+         "(first time: downloads Debian's kernel and busybox-static, ~15 s)")
+    try:
+        row = store.register_test_image(force=args.force)
+    except Exception as exc:
+        _fail(f"building the test image failed: {exc}")
+    props = row.properties or {}
+    _say(f"image '{row.name}' {row.id} ({row.disk_format}, {row.size} bytes); "
+         f"kernel {props.get('kernel_id')}, ramdisk {props.get('ramdisk_id')}")
+
+
+def cmd_image_list(args) -> None:
+    from virtstack import service
+    from virtstack.db import image as db_image
+
+    service.prepare_database()
+    rows = db_image.list_()
+    print(f"{'ID':36}  {'NAME':28}  {'FORMAT':6}  {'SIZE':>10}  STATUS")
+    for row in rows:
+        print(f"{row.id:36}  {(row.name or '')[:28]:28}  {row.disk_format or '':6}  "
+              f"{row.size or 0:>10}  {row.status}")
+
+
 def cmd_drivers(args) -> None:
     from virtstack.virt import driver as virt_driver
 
@@ -205,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     dbsub.add_parser("upgrade", help="create or upgrade the schema and seed defaults",
                      description="Create or upgrade the schema; seed default flavors and image."
                      ).set_defaults(func=cmd_db_upgrade)
+    image = sub.add_parser("image", help="local image store", description="Local image store.")
+    imsub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    bt = imsub.add_parser("build-test", help="build the offline test guest and register it",
+                          description="Build a tiny Linux guest from Debian's kernel and "
+                                      "busybox-static (no installation, no image download) and "
+                                      "register it as kernel, ramdisk and root-disk images.")
+    bt.add_argument("--force", action="store_true", help="rebuild and re-register")
+    bt.set_defaults(func=cmd_image_build_test)
+    imsub.add_parser("list", help="list registered images",
+                     description="List the images in the registry.").set_defaults(func=cmd_image_list)
     sub.add_parser("drivers", help="list the available compute drivers",
                    description="List the compute drivers this installation knows."
                    ).set_defaults(func=cmd_drivers)

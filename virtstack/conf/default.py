@@ -10,12 +10,20 @@ import socket
 
 from oslo_config import cfg
 
+def _default_state_path() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/virtstack"
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "virtstack")
+
+
 opts = [
     cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
                help="Name of this host: the compute-node and RPC server name."),
-    cfg.StrOpt("state_path", default=os.path.join(os.path.expanduser("~"), ".local", "share", "virtstack"),
-               sample_default="~/.local/share/virtstack",
-               help="Directory for the database, images, instance disks and logs."),
+    cfg.StrOpt("state_path", default=_default_state_path(),
+               sample_default="/var/lib/virtstack (root) or ~/.local/share/virtstack",
+               help="Directory for the database, images, instance disks and logs. "
+                    "QEMU runs as another user: it must be able to traverse this "
+                    "path (root's home is not traversable, hence /var/lib for root)."),
 ]
 
 

@@ -91,3 +91,35 @@ def delete(image_id: str) -> None:
     if row.location and os.path.exists(row.location):
         os.unlink(row.location)
     db_image.update(image_id, {"status": "deleted", "deleted": True})
+
+
+#: The name of the image every new cloud starts with.
+TEST_IMAGE_NAME = "virtstack-test"
+
+
+def test_image_cache() -> str:
+    return os.path.join(os.path.expanduser(CONF.state_path), "cache", "test-image")
+
+
+def register_test_image(force: bool = False) -> models.Image:
+    """Build the offline test guest (``image.testimage``) and register it as
+    three images: kernel (aki), ramdisk (ari) and the root disk (qcow2, with
+    ``kernel_id``/``ramdisk_id``/``os_command_line``), like a cloud image
+    for direct kernel boot. Reuses what is registered when it is still on
+    disk; replaces a placeholder registry entry (one without bits)."""
+    from virtstack.image import testimage
+
+    existing = [i for i in db_image.list_() if i.name == TEST_IMAGE_NAME]
+    for row in existing:
+        if not force and row.location and os.path.exists(row.location):
+            return row
+        db_image.update(row.id, {"status": "deleted", "deleted": True})
+    built = testimage.build_test_image(test_image_cache())
+    kernel = add_file(built["kernel_pvh"] or built["kernel"], f"{TEST_IMAGE_NAME}-kernel",
+                      "aki", "aki")
+    ramdisk = add_file(built["initrd"], f"{TEST_IMAGE_NAME}-ramdisk", "ari", "ari")
+    root_src, root_format = ((built["root_disk_qcow2"], "qcow2") if built["root_disk_qcow2"]
+                             else (built["root_disk"], "raw"))
+    return add_file(root_src, TEST_IMAGE_NAME, root_format, "bare", properties={
+        "kernel_id": kernel.id, "ramdisk_id": ramdisk.id, "os_command_line": built["cmdline"],
+        "os_distro": "busybox", "kernel_version": built["kernel_version"]})

@@ -102,6 +102,10 @@ class ComputeDriver(abc.ABC):
         capability_key(op): op in REQUIRED_OPERATIONS for op in OPERATIONS
     })
 
+    #: Whether the driver reads image files (and so needs a real, bootable
+    #: image in the store), as opposed to only their metadata.
+    boots_images: bool = True
+
     def __init__(self) -> None:
         self._event_listener: Callable[[virtevent.Event], None] | None = None
 
@@ -397,6 +401,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
 #: register through the ``virtstack.compute_drivers`` entry-point group.
 BUILTIN_DRIVERS: dict[str, str] = {
     "fake": "virtstack.virt.fake:FakeDriver",
+    "libvirt": "virtstack.virt.libvirt.driver:LibvirtDriver",
 }
 
 ENTRY_POINT_GROUP = "virtstack.compute_drivers"

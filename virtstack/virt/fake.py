@@ -130,6 +130,7 @@ class FakeDriver(ComputeDriver):
     """
 
     name = "fake"
+    boots_images = False  # guests are records; image bits are never read
 
     capabilities: Mapping[str, bool] = types.MappingProxyType({
         capability_key(op): op not in _UNDECLARED for op in OPERATIONS
