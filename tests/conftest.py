@@ -189,10 +189,16 @@ class Cloud:
 
 
 @pytest.fixture
-def cloud(database, conf):
+def cloud(database, conf, monkeypatch):
     """API + compute service on the fake driver, RPC over fake://."""
+    import futurist._thread
+
     from virtstack import rpc, service
     from virtstack.api.compute import ComputeApp
+
+    # oslo.messaging's worker pool notices a stop only after an idle poll of
+    # 1 s; poll faster so each test's teardown does not wait it out.
+    monkeypatch.setattr(futurist._thread.ThreadWorker, "MAX_IDLE_FOR", 0.02)
 
     conf.config(host="testhost")
     rpc.cleanup()

@@ -9,16 +9,19 @@ import jsonschema
 
 from virtstack import exception
 
+# Patterns end in \Z, not $: jsonschema matches them with Python's
+# re.search, where $ also matches just before a trailing newline.
 name = {"type": "string", "minLength": 1, "maxLength": 255,
         # No leading or trailing whitespace, as Nova requires.
-        "pattern": r"^(?![\s])[\s\S]*(?<![\s])$"}
+        "pattern": r"^(?![\s])[\s\S]*(?<![\s])\Z"}
 description = {"type": ["string", "null"], "maxLength": 255}
-positive_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1,
+positive_integer = {"type": ["integer", "string"], "pattern": r"^[0-9]*\Z", "minimum": 1,
                     "minLength": 1}
-non_negative_integer = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0,
+non_negative_integer = {"type": ["integer", "string"], "pattern": r"^[0-9]*\Z", "minimum": 0,
                         "minLength": 1}
 metadata = {"type": "object",
-            "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
+            "patternProperties": {r"^[a-zA-Z0-9-_:. ]{1,255}\Z": {"type": "string",
+                                                                  "maxLength": 255}},
             "additionalProperties": False}
 ipv4 = {"type": "string", "format": "ipv4"}
 ipv6 = {"type": "string", "format": "ipv6"}

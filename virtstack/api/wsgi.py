@@ -138,6 +138,7 @@ class Router:
         headers = {"X-OpenStack-Request-Id": req.environ["virtstack.request_id"],
                    "X-Compute-Request-Id": req.environ["virtstack.request_id"]}
         try:
+            _check_request_text(req)
             if self.microversions is not None:
                 version = self.microversions.negotiate(req)
                 req.environ["virtstack.api_version"] = version
@@ -191,6 +192,34 @@ class Router:
         return resp
 
 
+def _check_request_text(req: webob.Request) -> None:
+    """400 for a URL or query string that is not UTF-8 or holds NUL
+    characters (no database stores NUL; PostgreSQL refuses it)."""
+    try:
+        texts = [req.path_info] + [k + v for k, v in req.GET.items()]
+    except UnicodeDecodeError:
+        raise exception.Invalid(reason="The query string is not valid UTF-8.") from None
+    if any("\x00" in text for text in texts):
+        raise exception.Invalid(reason="The URL must not contain NUL characters.")
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether any string in the decoded JSON holds a NUL (iteratively: a
+    deeply nested body must not exhaust the stack)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def json_body(req: webob.Request) -> Any:
     """The request's JSON body: 415 for another content type, 400 for
     malformed JSON, 413 past MAX_BODY."""
@@ -204,9 +233,14 @@ def json_body(req: webob.Request) -> Any:
         raise webob.exc.HTTPUnsupportedMediaType(
             explanation=f"Unsupported Content-Type '{req.content_type}'; use application/json.")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise exception.Invalid(reason=f"Malformed request body: {exc}") from None
+    except RecursionError:
+        raise exception.Invalid(reason="Malformed request body: nested too deeply.") from None
+    if _has_nul(body):
+        raise exception.Invalid(reason="The request body must not contain NUL characters.")
+    return body
 
 
 def context_of(req: webob.Request):

@@ -41,6 +41,13 @@ class ComputeAPI:
         filters = dict(filters)
         if not ctxt.is_admin or not filters.pop("all_tenants", False):
             filters["project_id"] = ctxt.project_id
+        if marker is not None:
+            # A marker the caller may not see is as unknown as one that does
+            # not exist (else its answer would reveal that the id exists).
+            try:
+                db_instance.get(marker, project_id=_project_scope(ctxt), read_deleted=True)
+            except exception.InstanceNotFound:
+                raise exception.Invalid(reason=f"marker [{marker}] not found") from None
         return db_instance.list_(filters, limit=limit, marker=marker, sort_keys=sort_keys,
                                  sort_dirs=sort_dirs)
 
@@ -144,7 +151,20 @@ class ComputeAPI:
         """Start a state-machine action (start, stop, reboot_soft, ...):
         409 when the instance's state does not allow it."""
         row = self.get(ctxt, uuid)
-        db_instance.start_action(uuid, action, project_id=_project_scope(ctxt))
+        if row.host is None and states.allowed(action, row.vm_state, row.task_state):
+            # Scheduling failed (or is still running): no hypervisor holds a
+            # guest to act on, and a message to host None would reach any
+            # compute service. Only delete makes sense.
+            raise exception.Conflict(
+                message=f"Cannot '{action.split('_')[0]}' instance {uuid}: it has no compute "
+                        f"host (vm_state {row.vm_state}); only delete is possible.")
+        row = db_instance.start_action(uuid, action, project_id=_project_scope(ctxt))
+        if row.host is None:
+            # Lost its host between the check and the compare-and-set.
+            db_instance.transition(uuid, None, [states.ACTIONS[action].task_state],
+                                   {"task_state": None})
+            raise exception.Conflict(
+                message=f"Cannot '{action.split('_')[0]}' instance {uuid}: it has no compute host.")
         db_instance.action_start(uuid, api_action or action, ctxt.request_id, ctxt.user_id,
                                  ctxt.project_id)
         self.rpc.instance_action(ctxt, row.host, uuid, action)

@@ -92,7 +92,11 @@ class ComputeManager:
     def init_host(self) -> None:
         """Connect the driver, publish resources, finish interrupted work."""
         self.driver.init_host(self.host)
-        self.driver.register_event_listener(self.handle_event)
+        if self.driver.supports("lifecycle_events"):
+            self.driver.register_event_listener(self.handle_event)
+        else:
+            LOG.info("Driver %s has no lifecycle events; relying on the periodic "
+                     "power-state sync", self.driver.name)
         db_host.service_heartbeat(self.host, BINARY, "compute")
         self.update_available_resource()
         recovered = self.runner.recover(self._transient_for, self._recovered)
@@ -205,7 +209,9 @@ class ComputeManager:
         if row.task_state != transition.task_state:
             return  # superseded (deleted meanwhile); nothing to do
         try:
-            with action_event(ctxt, instance_uuid, f"compute_{action}_instance", self.host):
+            # Event names as Nova records them: one "reboot" for both kinds.
+            event = f"compute_{action.split('_')[0]}_instance"
+            with action_event(ctxt, instance_uuid, event, self.host):
                 _ACTION_CALLS[action](self.driver, ctxt, db_instance.to_object(row))
         except Exception as exc:
             LOG.error("%s of instance %s failed: %s", action, instance_uuid, exc)
@@ -226,25 +232,33 @@ class ComputeManager:
             return power_state.NOSTATE
 
     def terminate_instance(self, ctxt, instance_uuid: str) -> None:
-        with lockutils.lock(instance_uuid), action_event(
-                ctxt, instance_uuid, "compute_terminate_instance", self.host):
-            self._terminate(ctxt, instance_uuid)
+        with lockutils.lock(instance_uuid):
+            try:
+                with action_event(ctxt, instance_uuid, "compute_terminate_instance", self.host):
+                    failure = self._terminate(ctxt, instance_uuid)
+                    if failure is not None:
+                        raise failure  # recorded as the event's Error
+            except Exception:
+                pass  # already handled: ERROR state, fault, Error event
 
-    def _terminate(self, ctxt, instance_uuid: str) -> None:
+    def _terminate(self, ctxt, instance_uuid: str) -> Exception | None:
+        """Destroy the guest and mark the instance deleted. A failed destroy
+        puts the instance in ERROR (with a fault) and is returned."""
         try:
             row = db_instance.get(instance_uuid)
         except exception.InstanceNotFound:
-            return
+            return None
         instance = db_instance.to_object(row)
         try:
             self.driver.destroy(ctxt, instance)
         except Exception as exc:
             LOG.error("Destroy of instance %s failed: %s", instance_uuid, exc)
             self._set_error(instance_uuid, exc)
-            return
+            return exc
         if row.host and row.node:
             db_host.node_release(row.host, row.node, row.vcpus, row.memory_mb, row.root_gb)
         db_instance.mark_deleted(instance_uuid)
+        return None
 
     def get_console_output(self, ctxt, instance_uuid: str, length: int | None) -> str:
         instance = self._instance(instance_uuid)

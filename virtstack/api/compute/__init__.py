@@ -36,7 +36,7 @@ def _is_public(path: str) -> bool:
     return path in ("", "/", "/v2.1", "/v2.1/")
 
 
-_PROJECT_IN_URL = re.compile(r"^/v2\.1/([0-9a-zA-Z_-]{1,64})(/.*)?$")
+_PROJECT_IN_URL = re.compile(r"^/v2\.1/([0-9a-zA-Z_-]{1,64})(/([^/]+).*)?$")
 _COLLECTIONS = {"servers", "flavors", "os-hypervisors", "limits", "images", "extensions"}
 
 
@@ -78,9 +78,13 @@ class ComputeApp:
     @webob.dec.wsgify
     def __call__(self, req: webob.Request):
         base = req.host_url + req.script_name
-        if req.path_info in ("", "/"):
-            return self._json({"versions": [_version_doc(base)]})
-        if req.path_info in ("/v2.1", "/v2.1/"):
+        if _is_public(req.path_info):
+            if req.method not in ("GET", "HEAD"):
+                return wsgi.error_response(
+                    405, f"Method {req.method} is not allowed on {req.path}",
+                    {"Allow": "GET, HEAD"})
+            if req.path_info in ("", "/"):
+                return self._json({"versions": [_version_doc(base)]})
             return self._json({"version": _version_doc(base)})
         return self.authed
 
@@ -88,8 +92,10 @@ class ComputeApp:
     def _dispatch(self, req: webob.Request):
         # /v2.1/{project_id}/servers is the same as /v2.1/servers, but only
         # for the caller's own project.
+        # Only a URL whose next segment is a collection names a project:
+        # anything else is left to the router (404 for an unknown URL).
         m = _PROJECT_IN_URL.match(req.path_info)
-        if m and m.group(1) not in _COLLECTIONS:
+        if m and m.group(1) not in _COLLECTIONS and m.group(3) in _COLLECTIONS:
             ctxt = req.environ["virtstack.context"]
             if m.group(1) != ctxt.project_id:
                 return wsgi.error_response(

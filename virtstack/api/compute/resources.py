@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid as uuidlib
 
 from virtstack import exception
@@ -20,19 +21,46 @@ _create_flavor = {
         "properties": {
             "name": validation.name,
             "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255,
-                   "pattern": r"^(?! )[a-zA-Z0-9. _-]+(?<! )$"},
-            "ram": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
-            "vcpus": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
-            "disk": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},
-            "OS-FLV-EXT-DATA:ephemeral": {"type": ["integer", "string"], "pattern": "^[0-9]+$",
+                   "pattern": r"^(?! )[a-zA-Z0-9. _-]+(?<! )\Z"},
+            "ram": {"type": ["integer", "string"], "pattern": r"^[0-9]+\Z", "minimum": 1},
+            "vcpus": {"type": ["integer", "string"], "pattern": r"^[0-9]+\Z", "minimum": 1},
+            "disk": {"type": ["integer", "string"], "pattern": r"^[0-9]+\Z", "minimum": 0},
+            "OS-FLV-EXT-DATA:ephemeral": {"type": ["integer", "string"], "pattern": r"^[0-9]+\Z",
                                           "minimum": 0},
-            "swap": {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 0},
-            "rxtx_factor": {"type": ["number", "string"], "minimum": 0},
+            "swap": {"type": ["integer", "string"], "pattern": r"^[0-9]*\Z", "minimum": 0},
+            "rxtx_factor": {"type": ["number", "string"], "pattern": r"^[0-9]+(\.[0-9]+)?\Z",
+                            "minimum": 0, "exclusiveMinimum": True},
             "os-flavor-access:is_public": {"type": "boolean"},
         },
         "required": ["name", "ram", "vcpus", "disk"],
         "additionalProperties": False}},
     "required": ["flavor"], "additionalProperties": False}
+
+
+#: The largest value an integer column holds on every backend.
+MAX_INT = 2 ** 31 - 1
+
+
+def _number(flavor: dict, field: str, minimum: int, default=None, kind=int):
+    """A numeric flavor field (an int or a numeric string) checked against
+    its bounds: the schema's "minimum" does not apply to strings."""
+    value = flavor.get(field, default)
+    if value in (None, ""):
+        value = default
+    number = kind(value)
+    if number < minimum or number > MAX_INT or (kind is float and number <= 0):
+        bound = "greater than 0" if kind is float else f"between {minimum} and {MAX_INT}"
+        raise exception.ValidationError(field=f"flavor/{field}",
+                                        reason=f"must be {bound}, not {value!r}")
+    return number
+
+
+def _bounded(value, field: str) -> int:
+    """A non-negative integer query parameter a database column can hold."""
+    number = validation.to_int(value, field)
+    if number > MAX_INT:
+        raise exception.ValidationError(field=field, reason=f"must be at most {MAX_INT}")
+    return number
 
 
 def _require_admin(ctxt, action: str) -> None:
@@ -46,10 +74,20 @@ def _base(req) -> str:
 
 class FlavorsController:
     def index(self, req):
-        return {"flavors": [views.flavor(r, _base(req), detail=False) for r in self._list(req)]}
+        return self._page(req, detail=False)
 
     def detail(self, req):
-        return {"flavors": [views.flavor(r, _base(req)) for r in self._list(req)]}
+        return self._page(req, detail=True)
+
+    def _page(self, req, detail: bool) -> dict:
+        rows, limit = self._list(req)
+        body = {"flavors": [views.flavor(r, _base(req), detail=detail) for r in rows]}
+        if rows and len(rows) == limit:
+            query = [(k, v) for k, v in req.GET.items() if k != "marker"]
+            query.append(("marker", rows[-1].flavorid))
+            body["flavors_links"] = [{"rel": "next",
+                                      "href": f"{req.path_url}?{urllib.parse.urlencode(query)}"}]
+        return body
 
     def _list(self, req):
         ctxt = wsgi.context_of(req)
@@ -65,16 +103,21 @@ class FlavorsController:
         if sort_dir not in ("asc", "desc"):
             raise exception.Invalid(reason=f"Invalid sort_dir '{sort_dir}'")
         limit = validation.to_int(p["limit"], "limit") if "limit" in p else CONF.api.max_limit
+        limit = min(limit, CONF.api.max_limit)
         return db_flavor.list_(
             is_public=is_public,
-            min_ram=validation.to_int(p["minRam"], "minRam") if "minRam" in p else None,
-            min_disk=validation.to_int(p["minDisk"], "minDisk") if "minDisk" in p else None,
-            limit=min(limit, CONF.api.max_limit), marker=p.get("marker"),
-            sort_key=sort_key, sort_dir=sort_dir)
+            min_ram=_bounded(p["minRam"], "minRam") if "minRam" in p else None,
+            min_disk=_bounded(p["minDisk"], "minDisk") if "minDisk" in p else None,
+            limit=limit, marker=p.get("marker"),
+            sort_key=sort_key, sort_dir=sort_dir), limit
 
     def show(self, req, flavor_id):
-        wsgi.context_of(req)
-        return {"flavor": views.flavor(db_flavor.get(flavor_id), _base(req))}
+        ctxt = wsgi.context_of(req)
+        row = db_flavor.get(flavor_id)
+        if not row.is_public and not ctxt.is_admin:
+            # Private flavors are not shown to others (no flavor access yet).
+            raise exception.FlavorNotFound(flavor_id=flavor_id)
+        return {"flavor": views.flavor(row, _base(req))}
 
     def create(self, req):
         ctxt = wsgi.context_of(req)
@@ -84,9 +127,11 @@ class FlavorsController:
         f = body["flavor"]
         row = db_flavor.create({
             "flavorid": str(f.get("id") or uuidlib.uuid4()), "name": f["name"],
-            "memory_mb": int(f["ram"]), "vcpus": int(f["vcpus"]), "root_gb": int(f["disk"]),
-            "ephemeral_gb": int(f.get("OS-FLV-EXT-DATA:ephemeral", 0)),
-            "swap": int(f.get("swap") or 0), "rxtx_factor": float(f.get("rxtx_factor", 1.0)),
+            "memory_mb": _number(f, "ram", 1), "vcpus": _number(f, "vcpus", 1),
+            "root_gb": _number(f, "disk", 0),
+            "ephemeral_gb": _number(f, "OS-FLV-EXT-DATA:ephemeral", 0, default=0),
+            "swap": _number(f, "swap", 0, default=0),
+            "rxtx_factor": _number(f, "rxtx_factor", 0, default=1.0, kind=float),
             "is_public": f.get("os-flavor-access:is_public", True)})
         return {"flavor": views.flavor(row, _base(req))}
 
@@ -113,6 +158,10 @@ class HypervisorsController:
 
     def show(self, req, hypervisor_id):
         _require_admin(wsgi.context_of(req), "os_compute_api:os-hypervisors:show")
+        if hypervisor_id.isdigit() and (not hypervisor_id.isascii()
+                                        or int(hypervisor_id) > MAX_INT):
+            # No such id, and the databases refuse to compare with it.
+            raise exception.HypervisorNotFound(hypervisor_id=hypervisor_id)
         node = db_host.node_get(hypervisor_id)
         return {"hypervisor": views.hypervisor(node, db_host.service_get(
             node.host, "virtstack-compute"), True)}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
+import urllib.parse
 from typing import Any
 
 import webob
@@ -60,8 +63,11 @@ _reboot = {"type": "object", "properties": {"type": {"type": "string", "enum": [
     "HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}}, "required": ["type"],
     "additionalProperties": False}
 _console_output = {"type": ["object", "null"], "properties": {"length": {
-    "type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$"}},
+    "type": ["integer", "string", "null"], "pattern": r"^-?[0-9]+\Z"}},
     "additionalProperties": False}
+
+#: The availability zones servers may ask for (one zone: every host is in it).
+AVAILABILITY_ZONES = ("nova",)
 
 _SIMPLE_FILTERS = ("image", "flavor", "reservation_id", "name", "ip", "ip6")
 _ADMIN_FILTERS = ("host", "node", "project_id", "user_id", "vm_state", "task_state")
@@ -69,6 +75,11 @@ _ADMIN_FILTERS = ("host", "node", "project_id", "user_id", "vm_state", "task_sta
 
 def _base_url(req: webob.Request) -> str:
     return req.host_url + req.script_name
+
+
+def _action_schema(name: str, args_schema: dict[str, Any]) -> dict[str, Any]:
+    """The whole action body's schema, so errors name the action's fields."""
+    return {"type": "object", "properties": {name: args_schema}, "required": [name]}
 
 
 def _with_description(schema: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +115,12 @@ class ServersController:
                 if version.matches("2.38"):
                     raise exception.Invalid(reason=f"Invalid status value: {params['status']}")
                 return {"servers": []}
+            if status == "DELETED":
+                # Deleted servers are listed only to admins (as Nova does).
+                if not ctxt.is_admin:
+                    raise exception.Forbidden(
+                        message="Only administrators may list deleted servers.")
+                filters["deleted"] = True
             filters["status"] = status
         if "changes-since" in params:
             filters["changes_since"] = _parse_time(params["changes-since"], "changes-since")
@@ -115,9 +132,9 @@ class ServersController:
                 filters["all_tenants"] = params["all_tenants"] == "" or validation.to_bool(
                     params["all_tenants"], "all_tenants")
             if "project_id" in params or "tenant_id" in params:
-                filters["project_id"] = params.get("project_id") or params["tenant_id"]
+                filters["project_id"] = params.get("project_id", params.get("tenant_id"))
                 filters["all_tenants"] = True
-            if "deleted" in params:
+            if "deleted" in params and "deleted" not in filters:
                 filters["deleted"] = validation.to_bool(params["deleted"], "deleted")
         limit = min(validation.to_int(params["limit"], "limit"), CONF.api.max_limit) \
             if "limit" in params else CONF.api.max_limit
@@ -138,9 +155,9 @@ class ServersController:
         else:
             body = {"servers": [views.server_brief(r, base) for r in rows]}
         if rows and len(rows) == limit:
-            query = {k: v for k, v in params.items() if k != "marker"}
-            query["marker"] = rows[-1].uuid
-            qs = "&".join(f"{k}={v}" for k, v in query.items())
+            query = [(k, v) for k, v in params.items() if k != "marker"]
+            query.append(("marker", rows[-1].uuid))
+            qs = urllib.parse.urlencode(query)
             body["servers_links"] = [{"rel": "next", "href": f"{req.path_url}?{qs}"}]
         return body
 
@@ -160,13 +177,26 @@ class ServersController:
             _create_server) if version.matches("2.19") else _create_server},
             "required": ["server"], "additionalProperties": False}, body)
         server = body["server"]
-        min_count = int(server.get("min_count", 1))
-        max_count = int(server.get("max_count", min_count))
+        # The schema's "minimum" does not apply to counts given as strings.
+        min_count = validation.to_int(server.get("min_count", 1), "min_count", minimum=1)
+        max_count = validation.to_int(server.get("max_count", min_count), "max_count", minimum=1)
         if min_count > max_count:
             raise exception.ValidationError(field="min_count", reason="must not exceed max_count")
         config_drive = server.get("config_drive", False)
         if isinstance(config_drive, str):
             config_drive = validation.to_bool(config_drive or "false", "config_drive")
+        # Every input is checked before anything is created.
+        return_rid = server.get("return_reservation_id", False)
+        if isinstance(return_rid, str):
+            return_rid = validation.to_bool(return_rid, "return_reservation_id")
+        if "user_data" in server:
+            _check_base64(server["user_data"], "user_data")
+        zone = server.get("availability_zone")
+        if zone is not None and zone not in AVAILABILITY_ZONES:
+            raise exception.ValidationError(
+                field="availability_zone",
+                reason=f"the availability zone '{zone}' is not available; "
+                       f"available: {', '.join(AVAILABILITY_ZONES)}")
         rows, reservation_id = self.api.create(
             ctxt, name=server["name"], flavor_ref=str(server["flavorRef"]).rsplit("/", 1)[-1],
             image_ref=server["imageRef"].rsplit("/", 1)[-1], metadata=server.get("metadata"),
@@ -175,9 +205,6 @@ class ServersController:
             availability_zone=server.get("availability_zone"),
             access_ip_v4=server.get("accessIPv4"), access_ip_v6=server.get("accessIPv6"),
             config_drive=config_drive, min_count=min_count, max_count=max_count)
-        return_rid = server.get("return_reservation_id", False)
-        if isinstance(return_rid, str):
-            return_rid = validation.to_bool(return_rid, "return_reservation_id")
         if return_rid:
             return wsgi.Response({"reservation_id": reservation_id}, status=202)
         row = rows[0]
@@ -222,12 +249,12 @@ class ServersController:
             self.api.action(ctxt, server_id, _SIMPLE_ACTIONS[name], api_action=_SIMPLE_ACTIONS[name])
             return wsgi.Response(None, status=202)
         if name == "reboot":
-            validation.validate(_reboot, args)
+            validation.validate(_action_schema(name, _reboot), body)
             kind = args["type"].upper()
             self.api.action(ctxt, server_id, "reboot_" + kind.lower(), api_action="reboot")
             return wsgi.Response(None, status=202)
         if name == "os-getConsoleOutput":
-            validation.validate(_console_output, args)
+            validation.validate(_action_schema(name, _console_output), body)
             length = (args or {}).get("length")
             if length is not None:
                 length = int(length)
@@ -235,15 +262,24 @@ class ServersController:
                     raise exception.ValidationError(field="length", reason="must be -1 or more")
                 if length == -1:
                     length = None
-            return {"output": self.api.console_output(ctxt, server_id, length)}
+            # An answer, not an accepted task: 200 (the action route's default is 202).
+            return wsgi.Response({"output": self.api.console_output(ctxt, server_id, length)},
+                                 status=200)
         raise exception.Invalid(reason=f"Action '{name}' is not supported by this cloud.")
+
+
+def _check_base64(value: str, field: str) -> None:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise exception.ValidationError(field=field, reason="is not valid base64") from None
 
 
 def _parse_time(value: str, field: str) -> datetime.datetime:
     try:
         dt = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if dt.tzinfo is not None:
+            dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise exception.ValidationError(field=field, reason=f"'{value}' is not an ISO 8601 time")
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     return dt
