@@ -11,6 +11,7 @@ from virtstack import exception
 from virtstack.compute import rpcapi, states
 from virtstack.conf import CONF
 from virtstack.db import flavor as db_flavor
+from virtstack.db import host as db_host
 from virtstack.db import image as db_image
 from virtstack.db import instance as db_instance
 from virtstack.db import models
@@ -84,10 +85,12 @@ class ComputeAPI:
 
         reservation_id = "r-" + uuidlib.uuid4().hex[:8]
         fdict = db_flavor.to_dict(flavor)
+        request = {"vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb,
+                   "root_gb": flavor.root_gb}
         rows = []
         for index in range(count):
             display = name if count == 1 else f"{name}-{index + 1}"
-            rows.append(db_instance.create({
+            values = {
                 "uuid": str(uuidlib.uuid4()), "display_name": display,
                 "display_description": description, "hostname": _hostname(display),
                 "project_id": ctxt.project_id, "user_id": ctxt.user_id,
@@ -96,17 +99,37 @@ class ComputeAPI:
                 "image_ref": image.id,
                 "kernel_id": (image.properties or {}).get("kernel_id", ""),
                 "ramdisk_id": (image.properties or {}).get("ramdisk_id", ""),
-                "vm_state": states.BUILDING, "task_state": states.SCHEDULING,
+                "vm_state": states.BUILDING, "task_state": None,
                 "metadata_": dict(metadata or {}), "key_name": key_name, "user_data": user_data,
                 "availability_zone": availability_zone, "access_ip_v4": access_ip_v4,
                 "access_ip_v6": access_ip_v6, "config_drive": "True" if config_drive else "",
                 "reservation_id": reservation_id, "launch_index": index,
-            }))
+            }
+            rows.append(self._place_and_record(ctxt, values, request))
         for row in rows:
-            db_instance.action_start(row.uuid, "create", ctxt.request_id, ctxt.user_id,
-                                     ctxt.project_id)
-            self._schedule_and_build(ctxt, row, image.id)
+            if row.host is not None:
+                self.rpc.build_and_run_instance(ctxt, row.host, row.uuid, image.id)
         return rows, reservation_id
+
+    def _place_and_record(self, ctxt, values: dict[str, Any],
+                          request: dict[str, int]) -> models.Instance:
+        """Claim a node for the new instance, then record it (placed, with its
+        'create' action) in one transaction. With no valid host it is
+        recorded in ERROR with the scheduler's reason as its fault."""
+        action = {"action": "create", "request_id": ctxt.request_id,
+                  "user_id": ctxt.user_id, "project_id": ctxt.project_id}
+        try:
+            host, node = self.scheduler.select_and_claim(request)
+        except exception.NoValidHost as exc:
+            LOG.warning("No host for instance %s: %s", values["uuid"], exc)
+            return db_instance.create(dict(values, vm_state=states.ERROR), action=action,
+                                      fault=(500, exc.format_message()))
+        try:
+            return db_instance.create(dict(values, host=host, node=node), action=action)
+        except Exception:
+            db_host.node_release(host, node, request["vcpus"], request["memory_mb"],
+                                 request["root_gb"])
+            raise
 
     def _count_within_quota(self, project_id: str, flavor, min_count: int, max_count: int) -> int:
         """How many of max_count servers fit the project's quota; QuotaExceeded
@@ -125,25 +148,6 @@ class ComputeAPI:
                                               used=usage[resource], allowed=limit)
             fits = min(fits, room)
         return fits
-
-    def _schedule_and_build(self, ctxt, row: models.Instance, image_id: str) -> None:
-        request = {"vcpus": row.vcpus, "memory_mb": row.memory_mb, "root_gb": row.root_gb}
-        try:
-            host, node = self.scheduler.select_and_claim(request)
-        except exception.NoValidHost as exc:
-            LOG.warning("No host for instance %s: %s", row.uuid, exc)
-            db_instance.add_fault(row.uuid, 500, exc.format_message())
-            db_instance.transition(row.uuid, [states.BUILDING], None,
-                                   {"vm_state": states.ERROR, "task_state": None})
-            return
-        won = db_instance.transition(row.uuid, [states.BUILDING], [states.SCHEDULING],
-                                     {"host": host, "node": node, "task_state": None})
-        if not won:  # deleted while scheduling: give the claim back
-            from virtstack.db import host as db_host
-            db_host.node_release(host, node, row.vcpus, row.memory_mb, row.root_gb)
-            return
-        row.host, row.node = host, node
-        self.rpc.build_and_run_instance(ctxt, host, row.uuid, image_id)
 
     # -- acting --------------------------------------------------------------
 

@@ -187,6 +187,7 @@ class ComputeManager:
         instance = db_instance.to_object(row)
         try:
             self.runner.run("spawn", instance_uuid, spawn_flow.get_flow,
+                            factory_kwargs={"with_vifs": False},  # no networking yet
                             store={"instance_uuid": instance_uuid, "image_id": image_id},
                             transient={"driver": self.driver, "context": ctxt,
                                        "instance": instance,

@@ -72,7 +72,7 @@ def create(values: dict[str, Any]) -> models.Flavor:
 
 
 def get(flavorid: str) -> models.Flavor:
-    with db_api.session() as sess:
+    with db_api.reader() as sess:
         row = sess.scalars(sa.select(models.Flavor).where(models.Flavor.flavorid == flavorid)).first()
     if row is None:
         raise exception.FlavorNotFound(flavor_id=flavorid)
@@ -95,7 +95,7 @@ def list_(is_public: bool | None = True, min_ram: int | None = None, min_disk: i
         conds.append(F.root_gb >= min_disk)
     keys, dirs = paging.normalise([sort_key], [sort_dir], SORT_KEYS, tiebreak="id",
                                   default_dir="asc")
-    with db_api.session() as sess:
+    with db_api.reader() as sess:
         if marker is not None:
             m = sess.scalars(sa.select(F).where(F.flavorid == marker)).first()
             if m is None:

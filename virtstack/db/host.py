@@ -52,7 +52,7 @@ def _retry_on_duplicate(fn):
 
 def service_get(host: str, binary: str) -> models.Service | None:
     S = models.Service
-    with db_api.session() as sess:
+    with db_api.reader() as sess:
         return sess.scalars(sa.select(S).where(S.host == host, S.binary == binary)).first()
 
 
@@ -61,7 +61,7 @@ def services(binary: str | None = None) -> list[models.Service]:
     q = sa.select(S).order_by(S.id)
     if binary:
         q = q.where(S.binary == binary)
-    with db_api.session() as sess:
+    with db_api.reader() as sess:
         return list(sess.scalars(q))
 
 
@@ -94,14 +94,14 @@ def node_update(host: str, node: str, resources: dict[str, Any]) -> models.Compu
 
 
 def nodes() -> list[models.ComputeNode]:
-    with db_api.session() as sess:
+    with db_api.reader() as sess:
         return list(sess.scalars(sa.select(models.ComputeNode).order_by(models.ComputeNode.id)))
 
 
 def node_get(node_id: str) -> models.ComputeNode:
     """A node by its uuid or integer id (the API accepts both)."""
     C = models.ComputeNode
-    with db_api.session() as sess:
+    with db_api.reader() as sess:
         q = sa.select(C).where(C.uuid == node_id)
         row = sess.scalars(q).first()
         if row is None and str(node_id).isdigit():

@@ -20,7 +20,7 @@ def create(values: dict[str, Any]) -> models.Image:
 
 def get(image_id: str, project_id: str | None = None) -> models.Image:
     """The image, if visible to ``project_id`` (None: any); 404 otherwise."""
-    with db_api.session() as sess:
+    with db_api.reader() as sess:
         row = sess.get(models.Image, image_id)
     if row is None or row.deleted or not visible(row, project_id):
         raise exception.ImageNotFound(image_id=image_id)
@@ -45,7 +45,7 @@ def list_(project_id: str | None = None) -> list[models.Image]:
     q = sa.select(M).where(M.deleted.is_(False)).order_by(M.created_at.desc(), M.id)
     if project_id is not None:
         q = q.where(sa.or_(M.visibility.in_(["public", "community"]), M.owner == project_id))
-    with db_api.session() as sess:
+    with db_api.reader() as sess:
         return list(sess.scalars(q))
 
 

@@ -16,6 +16,27 @@ import sqlalchemy as sa
 from taskflow.persistence.backends import impl_sqlalchemy
 
 
+class _Connection(impl_sqlalchemy.Connection):
+    """TaskFlow's connection, minus no-op writes.
+
+    Every flow state change makes TaskFlow save the whole flow detail, and
+    the SQLAlchemy backend then rewrites every atom row of the flow even when
+    the atom did not change: in the 3-task spawn flow, 9 of its 22 atom
+    UPDATEs were identical rewrites (counted with a statement listener). An
+    atom whose merged state equals what is stored is not written again;
+    everything that changed is written as before.
+    """
+
+    def _update_atom_details(self, conn, ad, e_ad):
+        before = e_ad.to_dict()
+        e_ad.merge(ad)
+        after = e_ad.to_dict()
+        if after != before:
+            conn.execute(sa.update(self._tables.atomdetails)
+                         .where(self._tables.atomdetails.c.uuid == e_ad.uuid)
+                         .values(after))
+
+
 class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
     """TaskFlow's SQLAlchemy backend on our engine, with one shared connection."""
 
@@ -28,7 +49,7 @@ class SharedConnectionBackend(impl_sqlalchemy.SQLAlchemyBackend):
         if self._shared is None:
             with self._shared_lock:
                 if self._shared is None:
-                    self._shared = impl_sqlalchemy.Connection(self, self._upgrade_lock)
+                    self._shared = _Connection(self, self._upgrade_lock)
         return self._shared
 
 

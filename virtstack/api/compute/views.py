@@ -4,6 +4,7 @@ per microversion."""
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 from typing import Any, Iterable
 
@@ -14,12 +15,12 @@ from virtstack.db import models
 
 
 def isotime(dt: datetime.datetime | None) -> str | None:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+    return dt.isoformat(timespec="seconds") + "Z" if dt else None
 
 
 def usage_time(dt: datetime.datetime | None) -> str | None:
     # os-simple-tenant-usage style (no zone), as OS-SRV-USG shows it.
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f") if dt else None
+    return dt.isoformat(timespec="microseconds") if dt else None
 
 
 def links(base_url: str, collection: str, ident: str) -> list[dict[str, str]]:
@@ -27,6 +28,7 @@ def links(base_url: str, collection: str, ident: str) -> list[dict[str, str]]:
             {"rel": "bookmark", "href": f"{base_url}/{collection}/{ident}"}]
 
 
+@functools.lru_cache(maxsize=4096)
 def host_id(project_id: str, host: str | None) -> str:
     """Opaque per-project host id: equal ids mean the same host."""
     if not host:

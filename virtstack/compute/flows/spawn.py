@@ -5,7 +5,7 @@ Inputs (transient, supplied again on recovery): ``driver`` (ComputeDriver),
 ``context`` (RequestContext), ``instance`` (objects.Instance),
 ``image_meta`` (objects.ImageMeta).
 
-    ReleaseClaimOnFailure → PlugVifs → DriverSpawn → MarkActive
+    ReleaseClaimOnFailure → [PlugVifs, when there are networks] → DriverSpawn → MarkActive
 
 A failure in any task reverts the earlier ones: the guest is destroyed, VIFs
 unplugged, the resource claim given back; the manager then records ERROR and
@@ -78,11 +78,11 @@ class MarkActive(task.Task):
             "launched_at": models.utcnow()})
 
 
-def get_flow() -> linear_flow.Flow:
-    """The spawn flow (module level: the runner rebuilds it on recovery)."""
-    return linear_flow.Flow("spawn").add(
-        ReleaseClaimOnFailure("release_claim_on_failure"),
-        PlugVifs("plug_vifs"),
-        DriverSpawn("driver_spawn"),
-        MarkActive("mark_active"),
-    )
+def get_flow(with_vifs: bool = False) -> linear_flow.Flow:
+    """The spawn flow (module level: the runner rebuilds it on recovery,
+    with the same arguments). ``with_vifs``: the server has networks to plug;
+    without, the step is left out rather than persisted as a no-op."""
+    flow = linear_flow.Flow("spawn").add(ReleaseClaimOnFailure("release_claim_on_failure"))
+    if with_vifs:
+        flow.add(PlugVifs("plug_vifs"))
+    return flow.add(DriverSpawn("driver_spawn"), MarkActive("mark_active"))
