@@ -65,14 +65,17 @@ def action_event(ctxt, instance_uuid: str, event_name: str, host: str) -> Iterat
     """Record the enclosed step as an event of the request's instance action
     (os-instance-actions): Success, or Error with the traceback."""
     request_id = getattr(ctxt, "request_id", None) or ""
-    db_instance.action_event_start(instance_uuid, request_id, event_name, host)
+    ids = db_instance.action_event_start(instance_uuid, request_id, event_name, host)
+    if ids is None:  # the request recorded no action (e.g. recovery at start-up)
+        yield
+        return
     try:
         yield
     except Exception:
         db_instance.action_event_finish(instance_uuid, request_id, event_name, "Error",
-                                        traceback.format_exc())
+                                        traceback.format_exc(), ids=ids)
         raise
-    db_instance.action_event_finish(instance_uuid, request_id, event_name, "Success")
+    db_instance.action_event_finish(instance_uuid, request_id, event_name, "Success", ids=ids)
 
 
 class ComputeManager:

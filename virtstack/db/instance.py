@@ -294,29 +294,44 @@ def _action_row(sess, uuid: str, request_id: str) -> models.InstanceAction | Non
                         .order_by(A.id.desc())).first()
 
 
-def action_event_start(uuid: str, request_id: str, event: str, host: str | None) -> None:
+def action_event_start(uuid: str, request_id: str, event: str,
+                       host: str | None) -> tuple[int, int] | None:
+    """Record that ``event`` of the request's action started. Returns the
+    (action id, event id) for ``action_event_finish``; None when the
+    request recorded no action."""
     with db_api.session() as sess:
         action = _action_row(sess, uuid, request_id)
         if action is None:
-            return
-        sess.add(models.InstanceActionEvent(action_id=action.id, event=event, host=host))
+            return None
+        ev = models.InstanceActionEvent(action_id=action.id, event=event, host=host)
+        sess.add(ev)
+        sess.flush()
+        return action.id, ev.id
 
 
 def action_event_finish(uuid: str, request_id: str, event: str, result: str,
-                        traceback: str | None = None) -> None:
-    E = models.InstanceActionEvent
+                        traceback: str | None = None,
+                        ids: tuple[int, int] | None = None) -> None:
+    """Record how ``event`` ended. With ``ids`` from ``action_event_start``
+    the rows are updated by id, without looking them up again."""
+    E, A = models.InstanceActionEvent, models.InstanceAction
     now = models.utcnow()
     with db_api.session() as sess:
-        action = _action_row(sess, uuid, request_id)
-        if action is None:
-            return
-        ev = sess.scalars(sa.select(E).where(E.action_id == action.id, E.event == event)
-                          .order_by(E.id.desc())).first()
-        if ev is not None:
-            ev.finish_time, ev.result, ev.traceback = now, result, traceback
-        action.finish_time = now
+        if ids is None:
+            action = _action_row(sess, uuid, request_id)
+            if action is None:
+                return
+            ev = sess.scalars(sa.select(E).where(E.action_id == action.id, E.event == event)
+                              .order_by(E.id.desc())).first()
+            ids = (action.id, ev.id if ev is not None else None)
+        action_id, event_id = ids
+        if event_id is not None:
+            sess.execute(sa.update(E).where(E.id == event_id)
+                         .values(finish_time=now, result=result, traceback=traceback))
+        values: dict[str, Any] = {"finish_time": now, "updated_at": now}
         if result == "Error":
-            action.message = "Error"
+            values["message"] = "Error"
+        sess.execute(sa.update(A).where(A.id == action_id).values(**values))
 
 
 def actions_list(uuid: str) -> list[models.InstanceAction]:
