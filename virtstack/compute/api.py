@@ -191,6 +191,43 @@ class ComputeAPI:
         db_instance.update(uuid, values)
         return self.get(ctxt, uuid)
 
+    def snapshot(self, ctxt, uuid: str, name: str, metadata: dict[str, str]) -> str:
+        """Start capturing the server's root disk as a new private image of
+        the caller's project; returns the image id (status ``queued`` until
+        the compute host has written it, then ``active``)."""
+        row = self.get(ctxt, uuid)
+        if row.host is None:
+            raise exception.InstanceInvalidState(action="createImage", instance_uuid=uuid,
+                                                 attr="vm_state", state=row.vm_state)
+        db_instance.start_action(uuid, "snapshot", project_id=_project_scope(ctxt))
+        image_id = str(uuidlib.uuid4())
+        try:
+            source = db_image.get(row.image_ref)
+            inherited = {k: v for k, v in (source.properties or {}).items()
+                         if k in ("kernel_id", "ramdisk_id", "os_command_line", "os_distro")}
+            min_ram, container = source.min_ram, source.container_format or "bare"
+        except exception.ImageNotFound:
+            inherited, min_ram, container = {}, 0, "bare"
+        properties = dict(inherited, **metadata, image_type="snapshot", instance_uuid=uuid,
+                          base_image_ref=row.image_ref, user_id=ctxt.user_id)
+        db_image.create({"id": image_id, "name": name, "status": "queued",
+                         "container_format": container, "owner": ctxt.project_id,
+                         "visibility": "private", "min_disk": row.root_gb, "min_ram": min_ram,
+                         "properties": properties})
+        db_instance.action_start(uuid, "createImage", ctxt.request_id, ctxt.user_id,
+                                 ctxt.project_id)
+        self.rpc.snapshot_instance(ctxt, row.host, uuid, image_id)
+        return image_id
+
+    def vnc_console_url(self, ctxt, uuid: str) -> str:
+        """A URL a VNC client can connect to (``vnc://host:port``)."""
+        row = self.get(ctxt, uuid)
+        if row.host is None or row.vm_state not in (states.ACTIVE, states.PAUSED,
+                                                    states.RESCUED):
+            raise exception.InstanceNotRunning(instance_id=uuid)
+        console = self.rpc.get_vnc_console(ctxt, row.host, uuid)
+        return f"vnc://{console['host']}:{console['port']}"
+
     def console_output(self, ctxt, uuid: str, length: int | None) -> str:
         row = self.get(ctxt, uuid)
         if row.vm_state not in (states.ACTIVE, states.PAUSED, states.RESCUED, states.STOPPED,

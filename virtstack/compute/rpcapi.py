@@ -33,6 +33,14 @@ class ComputeRPCAPI:
         return self.client.call(ctxt, "get_console_output", server=host,
                                 instance_uuid=instance_uuid, length=length)
 
+    def snapshot_instance(self, ctxt, host: str, instance_uuid: str, image_id: str) -> None:
+        self.client.cast(ctxt, "snapshot_instance", server=host, instance_uuid=instance_uuid,
+                         image_id=image_id)
+
+    def get_vnc_console(self, ctxt, host: str, instance_uuid: str) -> dict:
+        """{"host": ..., "port": ...} of the guest's VNC server."""
+        return self.client.call(ctxt, "get_vnc_console", server=host, instance_uuid=instance_uuid)
+
     def ping(self, ctxt, host: str, payload: str) -> str:
         """Round trip to a compute service (health checks and transport tests)."""
         return self.client.call(ctxt, "ping", server=host, payload=payload)

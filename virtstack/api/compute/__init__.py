@@ -58,6 +58,8 @@ class ComputeApp:
         r.add("/v2.1/servers/{server_id}", "PUT", s.update)
         r.add("/v2.1/servers/{server_id}", "DELETE", s.delete, 204)
         r.add("/v2.1/servers/{server_id}/action", "POST", s.action, 202)
+        rc = resources.RemoteConsolesController(self.api)
+        r.add("/v2.1/servers/{server_id}/remote-consoles", "POST", rc.create)
         ia = resources.InstanceActionsController(self.api)
         r.add("/v2.1/servers/{server_id}/os-instance-actions", "GET", ia.index)
         r.add("/v2.1/servers/{server_id}/os-instance-actions/{request_id}", "GET", ia.show)

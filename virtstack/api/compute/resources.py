@@ -224,3 +224,38 @@ class InstanceActionsController:
                 ev["traceback"] = e.traceback
             body["events"].append(ev)
         return {"instanceAction": body}
+
+
+_remote_console = {
+    "type": "object",
+    "properties": {"remote_console": {
+        "type": "object",
+        "properties": {"protocol": {"type": "string", "enum": ["vnc", "spice", "rdp", "serial", "mks"]},
+                       "type": {"type": "string", "enum": [
+                           "novnc", "xvpvnc", "spice-html5", "spice-direct", "rdp-html5",
+                           "serial", "webmks"]}},
+        "required": ["protocol", "type"], "additionalProperties": False}},
+    "required": ["remote_console"], "additionalProperties": False}
+
+
+class RemoteConsolesController:
+    """POST /servers/{id}/remote-consoles (microversion 2.6 and later)."""
+
+    def __init__(self, api: compute_api.ComputeAPI):
+        self.api = api
+
+    def create(self, req, server_id):
+        ctxt = wsgi.context_of(req)
+        if not wsgi.api_version(req).matches("2.6"):
+            raise exception.NotFound(
+                "The resource could not be found: remote-consoles needs microversion 2.6 or later.")
+        body = wsgi.json_body(req)
+        validation.validate(_remote_console, body)
+        console = body["remote_console"]
+        if console["protocol"] != "vnc" or console["type"] not in ("novnc", "xvpvnc"):
+            raise exception.Invalid(
+                reason=f"Unsupported console: protocol '{console['protocol']}', type "
+                       f"'{console['type']}'. This cloud offers protocol 'vnc' (a direct "
+                       "vnc:// address; no browser proxy yet).")
+        url = self.api.vnc_console_url(ctxt, server_id)
+        return {"remote_console": {"protocol": "vnc", "type": console["type"], "url": url}}

@@ -69,6 +69,14 @@ _console_output = {"type": ["object", "null"], "properties": {"length": {
 #: The availability zones servers may ask for (one zone: every host is in it).
 AVAILABILITY_ZONES = ("nova",)
 
+_create_image = {"type": "object", "properties": {
+    "name": validation.name, "metadata": validation.metadata},
+    "required": ["name"], "additionalProperties": False}
+# Only a direct VNC address is offered until a noVNC proxy exists; both
+# console types Nova knows for VNC are accepted and answered with it.
+_vnc_console = {"type": "object", "properties": {"type": {"type": "string", "enum": [
+    "novnc", "xvpvnc"]}}, "required": ["type"], "additionalProperties": False}
+
 _SIMPLE_FILTERS = ("image", "flavor", "reservation_id", "name", "ip", "ip6")
 _ADMIN_FILTERS = ("host", "node", "project_id", "user_id", "vm_state", "task_state")
 
@@ -265,6 +273,15 @@ class ServersController:
             # An answer, not an accepted task: 200 (the action route's default is 202).
             return wsgi.Response({"output": self.api.console_output(ctxt, server_id, length)},
                                  status=200)
+        if name == "createImage":
+            validation.validate(_action_schema(name, _create_image), body)
+            image_id = self.api.snapshot(ctxt, server_id, args["name"], args.get("metadata") or {})
+            return wsgi.Response(None, status=202, headers={
+                "Location": f"{_base_url(req)}/images/{image_id}"})
+        if name == "os-getVNCConsole":
+            validation.validate(_action_schema(name, _vnc_console), body)
+            url = self.api.vnc_console_url(ctxt, server_id)
+            return wsgi.Response({"console": {"type": args["type"], "url": url}}, status=200)
         raise exception.Invalid(reason=f"Action '{name}' is not supported by this cloud.")
 
 

@@ -23,10 +23,11 @@ API_ACTIONS = {
     "unpause": ("POST", {"unpause": None}),
     "suspend": ("POST", {"suspend": None}),
     "resume": ("POST", {"resume": None}),
+    "snapshot": ("POST", {"createImage": {"name": "snap"}}),
     "delete": ("DELETE", None),
 }
 #: Actions of the state table the API does not offer (yet), by their API name.
-NOT_OFFERED = {"rescue": "rescue", "unrescue": "unrescue", "snapshot": "createImage"}
+NOT_OFFERED = {"rescue": "rescue", "unrescue": "unrescue"}
 
 #: vm_states a server reaches through this API (RESCUED needs rescue).
 REACHABLE = ("building", "active", "stopped", "paused", "suspended", "error")
