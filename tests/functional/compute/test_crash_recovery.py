@@ -1,0 +1,165 @@
+"""Kill -9 the all-in-one service in the middle of a spawn, start it again:
+the interrupted (persisted) flow is resumed or rolled back, and the server
+ends ACTIVE or ERROR, never stuck in BUILD, with no flow state left over.
+
+Runs ``virtstack up`` as a real separate process and talks to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+HEADERS = {"X-Auth-Token": "demo:demo", "Content-Type": "application/json"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _poll(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        tick.wait(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Service:
+    def __init__(self, state: str, port: int, extra: str = ""):
+        self.state, self.port = state, port
+        self.conf = os.path.join(state, f"virtstack-{len(os.listdir(state))}.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"[DEFAULT]\nstate_path = {state}\n[api]\ncompute_port = {port}\n"
+                    f"[compute]\ncompute_driver = fake\n{extra}")
+        exe = os.path.join(os.path.dirname(sys.executable), "virtstack")
+        self.log = open(os.path.join(state, "stdout.log"), "ab")
+        self.proc = subprocess.Popen([exe, "--config-file", self.conf, "up"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{port}"
+        _poll(self._answers, 60, "the API to answer")
+
+    def _answers(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"virtstack up exited with {self.proc.returncode}")
+        try:
+            return requests.get(self.base + "/", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def server(self, sid: str) -> dict:
+        return requests.get(f"{self.base}/v2.1/servers/{sid}", headers=HEADERS,
+                            timeout=10).json()["server"]
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def _flow_rows(state: str) -> int:
+    engine = sa.create_engine(f"sqlite:///{state}/virtstack.sqlite")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM logbooks")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    return str(tmp_path)
+
+
+def test_kill_9_mid_spawn_then_restart_finishes_the_build(state_dir):
+    port = _free_port()
+    # A spawn that takes 30 s on the first run: long enough to be killed in.
+    first = Service(state_dir, port, "[fake_driver]\nlatency = spawn:30\n")
+    try:
+        images = sa.create_engine(f"sqlite:///{state_dir}/virtstack.sqlite")
+        with images.connect() as conn:
+            image_id = conn.execute(sa.text(
+                "SELECT id FROM images WHERE name='virtstack-test'")).scalar_one()
+        images.dispose()
+        resp = requests.post(f"{first.base}/v2.1/servers", headers=HEADERS, json={"server": {
+            "name": "crashy", "flavorRef": "42", "imageRef": image_id}}, timeout=10)
+        assert resp.status_code == 202, resp.text
+        sid = resp.json()["server"]["id"]
+        _poll(lambda: first.server(sid)["OS-EXT-STS:task_state"] == "spawning", 30,
+              "the spawn to be under way")
+        assert _flow_rows(state_dir) == 1, "the running spawn flow is persisted"
+    finally:
+        first.kill9()
+
+    second = Service(state_dir, port)  # no latency now
+    try:
+        server = _poll(lambda: (lambda s: s if s["status"] in ("ACTIVE", "ERROR") else None)(
+            second.server(sid)), 60, "the server to leave BUILD")
+        # The flow was resumed: the spawn ran again and finished.
+        assert server["status"] == "ACTIVE", server
+        assert server["OS-EXT-STS:task_state"] is None
+        assert server["OS-EXT-STS:power_state"] == 1
+        assert _flow_rows(state_dir) == 0, "the recovered flow's state was cleaned up"
+        # And the server works normally afterwards.
+        resp = requests.post(f"{second.base}/v2.1/servers/{sid}/action", headers=HEADERS,
+                             json={"os-stop": None}, timeout=10)
+        assert resp.status_code == 202
+        _poll(lambda: second.server(sid)["status"] == "SHUTOFF", 30, "SHUTOFF")
+    finally:
+        second.stop()
+
+
+def test_kill_9_when_the_resumed_spawn_fails_leaves_error_not_build(state_dir):
+    port = _free_port()
+    first = Service(state_dir, port, "[fake_driver]\nlatency = spawn:30\n")
+    try:
+        engine = sa.create_engine(f"sqlite:///{state_dir}/virtstack.sqlite")
+        with engine.connect() as conn:
+            image_id = conn.execute(sa.text(
+                "SELECT id FROM images WHERE name='virtstack-test'")).scalar_one()
+        engine.dispose()
+        resp = requests.post(f"{first.base}/v2.1/servers", headers=HEADERS, json={"server": {
+            "name": "doomed", "flavorRef": "42", "imageRef": image_id}}, timeout=10)
+        sid = resp.json()["server"]["id"]
+        _poll(lambda: first.server(sid)["OS-EXT-STS:task_state"] == "spawning", 30, "spawning")
+    finally:
+        first.kill9()
+
+    # After the restart every spawn fails: the resumed flow reverts.
+    second = Service(state_dir, port, "[fake_driver]\nfail = spawn\n")
+    try:
+        server = _poll(lambda: (lambda s: s if s["status"] in ("ACTIVE", "ERROR") else None)(
+            second.server(sid)), 60, "the server to leave BUILD")
+        assert server["status"] == "ERROR", server
+        assert "fault" in server and server["fault"]["message"]
+        assert _flow_rows(state_dir) == 0
+        # The claim was given back by the revert.
+        hyp = requests.get(f"{second.base}/v2.1/os-hypervisors/detail",
+                           headers={"X-Auth-Token": "admin:admin"}, timeout=10).json()
+        assert hyp["hypervisors"][0]["vcpus_used"] == 0
+    finally:
+        second.stop()
