@@ -90,6 +90,33 @@ def _flow_rows(state: str) -> int:
         engine.dispose()
 
 
+def _kill_mid_spawn(state: str, port: int) -> str:
+    """Start the service with a 30 s spawn, create a server, kill -9 the
+    service while it spawns; returns the server id."""
+    first = Service(state, port, "[fake_driver]\nlatency = spawn:30\n")
+    try:
+        engine = sa.create_engine(f"sqlite:///{state}/virtstack.sqlite")
+        with engine.connect() as conn:
+            image_id = conn.execute(sa.text(
+                "SELECT id FROM images WHERE name='virtstack-test'")).scalar_one()
+        engine.dispose()
+        resp = requests.post(f"{first.base}/v2.1/servers", headers=HEADERS, json={"server": {
+            "name": "crashy", "flavorRef": "42", "imageRef": image_id}}, timeout=10)
+        assert resp.status_code == 202, resp.text
+        sid = resp.json()["server"]["id"]
+        _poll(lambda: first.server(sid)["OS-EXT-STS:task_state"] == "spawning", 30,
+              "the spawn to be under way")
+        assert _flow_rows(state) == 1, "the running spawn flow is persisted"
+        return sid
+    finally:
+        first.kill9()
+
+
+def _settled(service: Service, sid: str) -> dict:
+    return _poll(lambda: (lambda s: s if s["status"] in ("ACTIVE", "ERROR") else None)(
+        service.server(sid)), 60, "the server to leave BUILD")
+
+
 @pytest.fixture
 def state_dir(tmp_path):
     return str(tmp_path)
@@ -97,28 +124,10 @@ def state_dir(tmp_path):
 
 def test_kill_9_mid_spawn_then_restart_finishes_the_build(state_dir):
     port = _free_port()
-    # A spawn that takes 30 s on the first run: long enough to be killed in.
-    first = Service(state_dir, port, "[fake_driver]\nlatency = spawn:30\n")
-    try:
-        images = sa.create_engine(f"sqlite:///{state_dir}/virtstack.sqlite")
-        with images.connect() as conn:
-            image_id = conn.execute(sa.text(
-                "SELECT id FROM images WHERE name='virtstack-test'")).scalar_one()
-        images.dispose()
-        resp = requests.post(f"{first.base}/v2.1/servers", headers=HEADERS, json={"server": {
-            "name": "crashy", "flavorRef": "42", "imageRef": image_id}}, timeout=10)
-        assert resp.status_code == 202, resp.text
-        sid = resp.json()["server"]["id"]
-        _poll(lambda: first.server(sid)["OS-EXT-STS:task_state"] == "spawning", 30,
-              "the spawn to be under way")
-        assert _flow_rows(state_dir) == 1, "the running spawn flow is persisted"
-    finally:
-        first.kill9()
-
+    sid = _kill_mid_spawn(state_dir, port)
     second = Service(state_dir, port)  # no latency now
     try:
-        server = _poll(lambda: (lambda s: s if s["status"] in ("ACTIVE", "ERROR") else None)(
-            second.server(sid)), 60, "the server to leave BUILD")
+        server = _settled(second, sid)
         # The flow was resumed: the spawn ran again and finished.
         assert server["status"] == "ACTIVE", server
         assert server["OS-EXT-STS:task_state"] is None
@@ -135,25 +144,11 @@ def test_kill_9_mid_spawn_then_restart_finishes_the_build(state_dir):
 
 def test_kill_9_when_the_resumed_spawn_fails_leaves_error_not_build(state_dir):
     port = _free_port()
-    first = Service(state_dir, port, "[fake_driver]\nlatency = spawn:30\n")
-    try:
-        engine = sa.create_engine(f"sqlite:///{state_dir}/virtstack.sqlite")
-        with engine.connect() as conn:
-            image_id = conn.execute(sa.text(
-                "SELECT id FROM images WHERE name='virtstack-test'")).scalar_one()
-        engine.dispose()
-        resp = requests.post(f"{first.base}/v2.1/servers", headers=HEADERS, json={"server": {
-            "name": "doomed", "flavorRef": "42", "imageRef": image_id}}, timeout=10)
-        sid = resp.json()["server"]["id"]
-        _poll(lambda: first.server(sid)["OS-EXT-STS:task_state"] == "spawning", 30, "spawning")
-    finally:
-        first.kill9()
-
+    sid = _kill_mid_spawn(state_dir, port)
     # After the restart every spawn fails: the resumed flow reverts.
     second = Service(state_dir, port, "[fake_driver]\nfail = spawn\n")
     try:
-        server = _poll(lambda: (lambda s: s if s["status"] in ("ACTIVE", "ERROR") else None)(
-            second.server(sid)), 60, "the server to leave BUILD")
+        server = _settled(second, sid)
         assert server["status"] == "ERROR", server
         assert "fault" in server and server["fault"]["message"]
         assert _flow_rows(state_dir) == 0

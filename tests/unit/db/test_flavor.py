@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 
 import pytest
 
 from virtstack import exception
 from virtstack.db import flavor as db_flavor
 
+from .racing import race
+
 pytestmark = pytest.mark.db
-
-
-def _race(n: int, fn) -> list:
-    """fn(i) in n threads released together; each one's result or exception."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            results[i] = fn(i)
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
-    return results
 
 
 def _flavor(flavorid: str, name: str | None = None, **kw) -> dict:
@@ -51,7 +31,7 @@ def test_seed_defaults_is_idempotent(any_database):
 
 def test_concurrent_seeding_seeds_once(any_database):
     """Services starting together on a new database seed it exactly once."""
-    results = _race(4, lambda i: db_flavor.seed_defaults())
+    results = race(4, lambda i: db_flavor.seed_defaults())
     assert sorted(results, key=str) == [0, 0, 0, len(db_flavor.DEFAULT_FLAVORS)], results
     assert len(db_flavor.list_(is_public=None)) == len(db_flavor.DEFAULT_FLAVORS)
 
@@ -86,7 +66,7 @@ def test_create_duplicate_is_flavor_exists(any_database, dup, what):
 
 
 def test_concurrent_duplicate_creates_have_one_winner(any_database):
-    results = _race(6, lambda i: db_flavor.create(_flavor(f"x{i}", "same-name")) and "created")
+    results = race(6, lambda i: db_flavor.create(_flavor(f"x{i}", "same-name")) and "created")
     assert results.count("created") == 1, results
     assert all(isinstance(r, exception.FlavorExists) for r in results if r != "created"), results
 

@@ -13,6 +13,8 @@ from virtstack.db import api as db_api
 from virtstack.db import host as db_host
 from virtstack.db import models
 
+from .racing import race
+
 pytestmark = pytest.mark.db
 
 RES = {"hypervisor_type": "fake", "hypervisor_version": 1000, "vcpus": 4, "memory_mb": 1024,
@@ -25,27 +27,6 @@ def exact_ratios(conf):
     """Allocation ratios of 1, so capacity is what the node reports."""
     for name in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio"):
         conf.config(**{name: 1.0}, group="compute")
-
-
-def _race(n: int, fn) -> list:
-    """fn(i) in n threads released together; each one's result or exception."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            results[i] = fn(i)
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
-    return results
 
 
 def _age_service(host: str, binary: str, seconds: float) -> None:
@@ -78,14 +59,14 @@ def test_service_heartbeat_creates_then_counts(any_database):
 
 
 def test_concurrent_first_heartbeats_make_one_row(any_database):
-    results = _race(5, lambda i: db_host.service_heartbeat("h1", "virtstack-compute", "compute"))
+    results = race(5, lambda i: db_host.service_heartbeat("h1", "virtstack-compute", "compute"))
     assert all(isinstance(r, models.Service) for r in results), results
     [row] = db_host.services()
     assert row.report_count == 5
 
 
 def test_concurrent_first_node_updates_make_one_row(any_database):
-    results = _race(5, lambda i: db_host.node_update("h1", "n1", dict(RES, running_vms=i)))
+    results = race(5, lambda i: db_host.node_update("h1", "n1", dict(RES, running_vms=i)))
     assert all(isinstance(r, models.ComputeNode) for r in results), results
     [row] = db_host.nodes()
     assert len({r.uuid for r in results}) == 1 and row.uuid == results[0].uuid
