@@ -96,8 +96,29 @@ def _fake_case(request: pytest.FixtureRequest) -> ContractCase:
         connection_info=_iscsi_connection_info)
 
 
+def _libvirt_case(request: pytest.FixtureRequest) -> ContractCase:
+    """The libvirt driver on this host's libvirtd (QEMU TCG), booting the
+    offline test guest from a per-test image store and state_path."""
+    from tests.functional.virt.libvirt import environment as lv
+
+    lv.require_libvirt()
+    conf = request.getfixturevalue("conf")
+    lv.make_state_path(request, conf)
+    lv.configure(conf)
+    request.getfixturevalue("database")
+    image_meta = lv.register_test_image()
+    driver = load_driver("libvirt")
+    request.addfinalizer(functools.partial(driver.cleanup_host, "contract-host"))
+    driver.init_host("contract-host")
+    return ContractCase(
+        driver=driver, host="contract-host", image_meta=image_meta, flavor=lv.FLAVOR,
+        network_info=[],  # no VIF driver yet: spawn refuses VIFs it cannot plug
+        connection_info=_iscsi_connection_info)
+
+
 CONTRACT_DRIVERS: list[ContractDriver] = [
     ContractDriver("fake", _fake_case),
+    ContractDriver("libvirt", _libvirt_case),
 ]
 
 _CASE = pytest.StashKey[ContractCase]()

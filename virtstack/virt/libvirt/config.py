@@ -440,6 +440,8 @@ class Disk(ConfigObject):
     readonly = XMLProperty("./readonly", FLAG)
     shareable = XMLProperty("./shareable", FLAG)
     boot_order = XMLProperty("./boot/@order", INT)
+    #: libvirt names every live device; a user alias must start with ``ua-``.
+    alias = XMLProperty("./alias/@name")
 
 
 class Interface(ConfigObject):
@@ -538,6 +540,44 @@ class Domain(ConfigObject):
     def devices_of(self, cls: type[T]) -> list[T]:
         """This domain's devices of class ``cls``, in order."""
         return [d for d in self.devices if isinstance(d, cls)]
+
+
+# -- host capabilities ---------------------------------------------------------
+
+class CapsHostCPU(ConfigObject):
+    """``<capabilities><host><cpu>``: the host CPU as libvirt reports it."""
+
+    ROOT = "cpu"
+    arch = XMLProperty("./arch")
+    model = XMLProperty("./model")
+    vendor = XMLProperty("./vendor")
+    sockets = XMLProperty("./topology/@sockets", INT)
+    cores = XMLProperty("./topology/@cores", INT)
+    threads = XMLProperty("./topology/@threads", INT)
+    features = XMLProperty("./feature/@name", multi=True)
+
+
+class CapsGuest(ConfigObject):
+    """``<capabilities><guest>``: one guest architecture and its domain types."""
+
+    ROOT = "guest"
+    os_type = XMLProperty("./os_type")
+    arch = XMLProperty("./arch/@name")
+    domain_types = XMLProperty("./arch/domain/@type", multi=True)
+
+
+class Capabilities(ConfigObject):
+    """``<capabilities>`` (``virConnectGetCapabilities``), the parts we read."""
+
+    ROOT = "capabilities"
+    host_uuid = XMLProperty("./host/uuid")
+    host_cpu = XMLChild(CapsHostCPU, "./host")
+    guests = XMLChildren(CapsGuest)
+
+    def domain_types(self, arch: str) -> list[str]:
+        """The domain types (``qemu``, ``kvm``) offered for ``hvm`` guests of ``arch``."""
+        return [t for g in self.guests if g.os_type == "hvm" and g.arch == arch
+                for t in g.domain_types]
 
 
 def config_classes() -> list[type[ConfigObject]]:

@@ -117,11 +117,14 @@ def build_console_devices(log_path: str, via_virtlogd: bool) -> list[config.Conf
     """Serial port 0 logging to ``log_path``, and the console on it.
 
     With virtlogd the port is a pty (interactive consoles stay possible) whose
-    output virtlogd writes to ``log_path``, fresh at each start; without it
-    QEMU writes the port straight to the file.
+    output virtlogd writes to ``log_path``; without it QEMU writes the port
+    straight to the file. Either way the log is appended to across restarts,
+    so the console output of a rebooted guest still shows the boot before
+    (a panic, the shutdown), as QEMU's own file backend does; virtlogd
+    rotates the file at its ``max_size``.
     """
     if via_virtlogd:
-        serial = config.Serial(dev_type="pty", log_file=log_path, log_append=False,
+        serial = config.Serial(dev_type="pty", log_file=log_path, log_append=True,
                                target_port=0)
         console = config.Console(dev_type="pty", target_type="serial", target_port=0)
     else:
@@ -140,6 +143,16 @@ def build_graphics(listen: str) -> config.Graphics:
 
 def _image_id(instance: Instance, image_meta: ImageMeta, key: str) -> str:
     return getattr(instance, key) or str(image_meta.properties.get(key) or "")
+
+
+def boot_image_ids(instance: Instance, image_meta: ImageMeta) -> tuple[str, str]:
+    """(kernel_id, ramdisk_id) the guest boots directly, ``""`` for none.
+
+    The instance's own ids win over the image's ``kernel_id``/``ramdisk_id``
+    properties; ``build_os`` then needs the files of exactly these.
+    """
+    return (_image_id(instance, image_meta, "kernel_id"),
+            _image_id(instance, image_meta, "ramdisk_id"))
 
 
 def build_os(instance: Instance, image_meta: ImageMeta, host: HostFacts,
@@ -215,3 +228,21 @@ def build_domain(instance: Instance, image_meta: ImageMeta, host: HostFacts,
         on_crash="destroy",
         devices=devices,
     )
+
+
+def build_probe_domain(name: str, virt_type: str, disk_path: str, log_path: str,
+                       arch: str = "x86_64") -> config.Domain:
+    """A minimal guest that boots the raw disk ``disk_path`` (read-only) with
+    serial port 0 written straight to ``log_path`` by QEMU: what
+    ``probe.time_probe_boot`` runs to see whether ``virt_type`` works."""
+    return config.Domain(
+        virt_type=virt_type, name=name, memory_kib=32 * 1024, vcpus=1,
+        os=config.OS(os_type="hvm", arch=arch, boot_devs=["hd"]),
+        on_poweroff="destroy", on_reboot="destroy", on_crash="destroy",
+        devices=[
+            config.Disk(source_type="file", device="disk", driver_name="qemu",
+                        driver_type="raw", source_file=disk_path, target_dev=ROOT_DEVICE,
+                        target_bus=DISK_BUS, readonly=True),
+            config.Serial(dev_type="file", source_path=log_path, target_port=0),
+            config.MemBalloon(model="none"),
+        ])

@@ -109,7 +109,8 @@ def build_disk_iscsi() -> config.Disk:
         source_initiator_iqn="iqn.1993-08.org.debian:01:virtstack",
         auth_username="chap-user", auth_secret_type="iscsi",
         auth_secret_uuid="4c7d1f52-2b0e-4a4b-9d6e-2f1c9a3b5e10",
-        target_dev="vdb", target_bus="virtio", serial="8f1e0c2a-volume")
+        target_dev="vdb", target_bus="virtio", serial="8f1e0c2a-volume",
+        alias="ua-volume-8f1e")
 
 
 def build_domain_volume_boot() -> config.Domain:
@@ -129,11 +130,23 @@ def build_domain_volume_boot() -> config.Domain:
         ])
 
 
+def build_capabilities_host() -> config.Capabilities:
+    """What the driver reads of ``virConnectGetCapabilities`` (libvirt says more)."""
+    return config.Capabilities(
+        host_uuid="dfca6de5-90fc-4032-aef9-78c80a1e000d",
+        host_cpu=config.CapsHostCPU(arch="x86_64", model="EPYC-Rome", vendor="AMD",
+                                    sockets=1, cores=2, threads=1,
+                                    features=["x2apic", "hypervisor"]),
+        guests=[config.CapsGuest(os_type="hvm", arch="i686", domain_types=["qemu"]),
+                config.CapsGuest(os_type="hvm", arch="x86_64", domain_types=["qemu", "kvm"])])
+
+
 GOLDEN = {
     "domain-kernel-boot.xml": build_domain_kernel_boot,
     "domain-disk-boot.xml": build_domain_disk_boot,
     "domain-volume-boot.xml": build_domain_volume_boot,
     "disk-iscsi.xml": build_disk_iscsi,
+    "capabilities-host.xml": build_capabilities_host,
 }
 
 CLASS_BY_ROOT = {cls.ROOT: cls for cls in config.config_classes()}
@@ -204,7 +217,7 @@ def test_config_classes_lists_every_device_and_nested_element():
     names = {cls.__name__ for cls in config.config_classes()}
     assert names == {"Domain", "OS", "Features", "Clock", "Timer", "Disk", "DiskSourceHost",
                      "Interface", "Serial", "Console", "Graphics", "Input", "Video",
-                     "MemBalloon", "Controller"}
+                     "MemBalloon", "Controller", "Capabilities", "CapsHostCPU", "CapsGuest"}
 
 
 # -- against libvirt's schema -------------------------------------------------
@@ -292,7 +305,8 @@ def test_from_xml_refuses_text_that_is_not_xml():
 
 
 def test_parse_ignores_what_no_class_declares():
-    # libvirt's live XML adds aliases, addresses and devices we do not model.
+    # libvirt's live XML adds addresses and devices we do not model (aliases
+    # of disks are modelled: a detach waits for the alias to be removed).
     xml = """<domain type='qemu' id='3'>
       <name>guest</name>
       <devices>
@@ -308,7 +322,15 @@ def test_parse_ignores_what_no_class_declares():
     </domain>"""
     domain = config.Domain.from_xml(xml)
     assert domain.devices == [config.Disk(source_type="file", device="disk", source_file="/d",
-                                          target_dev="vda", target_bus="virtio")]
+                                          target_dev="vda", target_bus="virtio",
+                                          alias="virtio-disk0")]
+
+
+def test_capabilities_list_domain_types_per_architecture():
+    caps = build_capabilities_host()
+    assert caps.domain_types("x86_64") == ["qemu", "kvm"]
+    assert caps.domain_types("i686") == ["qemu"]
+    assert caps.domain_types("aarch64") == []
 
 
 def test_devices_of_picks_one_class():

@@ -121,7 +121,7 @@ def test_console_is_a_pty_logged_by_virtlogd():
     [serial] = domain.devices_of(config.Serial)
     [console] = domain.devices_of(config.Console)
     assert (serial.dev_type, serial.log_file, serial.log_append, serial.target_port) == (
-        "pty", "/inst/console.log", False, 0)
+        "pty", "/inst/console.log", True, 0)
     assert (console.dev_type, console.target_type, console.target_port) == ("pty", "serial", 0)
 
 
@@ -180,6 +180,35 @@ def test_file_disk_for_hot_plug():
                                driver_type="raw", driver_cache="none",
                                source_file="/inst/extra.raw", target_dev="vdb",
                                target_bus="virtio", serial="vol-1")
+
+
+def test_boot_image_ids_prefer_the_instance_over_the_image():
+    assert designer.boot_image_ids(make_instance(), kernel_image()) == ("k-1", "r-1")
+    assert designer.boot_image_ids(make_instance(kernel_id="k-9"), kernel_image()) == (
+        "k-9", "r-1")
+    assert designer.boot_image_ids(make_instance(), ImageMeta(id="img")) == ("", "")
+
+
+def test_probe_domain_boots_its_disk_read_only_with_a_file_console():
+    domain = designer.build_probe_domain("virtstack-probe-1", "kvm", "/p/probe.img",
+                                         "/p/serial.log")
+    assert (domain.virt_type, domain.name, domain.os.boot_devs) == (
+        "kvm", "virtstack-probe-1", ["hd"])
+    [disk] = domain.devices_of(config.Disk)
+    assert (disk.source_file, disk.driver_type, disk.readonly) == ("/p/probe.img", "raw", True)
+    [serial] = domain.devices_of(config.Serial)
+    assert (serial.dev_type, serial.source_path) == ("file", "/p/serial.log")
+    assert domain.devices_of(config.Graphics) == []
+
+
+def test_probe_domain_is_valid_libvirt_xml(tmp_path):
+    if shutil.which("virt-xml-validate") is None or shutil.which("xmllint") is None:
+        pytest.skip("virt-xml-validate/xmllint not installed (tools/install-libvirt.sh)")
+    path = tmp_path / "domain.xml"
+    path.write_text(designer.build_probe_domain("p", "qemu", "/p/d", "/p/l").to_xml())
+    proc = subprocess.run(["virt-xml-validate", str(path), "domain"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # -- the O_DIRECT probe -------------------------------------------------------
