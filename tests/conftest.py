@@ -88,6 +88,9 @@ def conf(tmp_path):
     fixture.config(state_path=str(tmp_path))
     fixture.config(connection=f"sqlite:///{tmp_path}/virtstack.sqlite", group="database")
     fixture.config(sync_power_state_interval=-1, group="compute")
+    # The in-memory driver unless a test asks for another (the product's
+    # default is libvirt).
+    fixture.config(compute_driver="fake", group="compute")
     yield fixture
     fixture.cleanUp()
 

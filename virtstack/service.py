@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import waitress.server
+from waitress import wasyncore
 
 from virtstack import exception, rpc
 from virtstack.conf import CONF
@@ -95,7 +96,19 @@ class APIServer:
             app, host=host, port=port, threads=threads, ident="virtstack",
             clear_untrusted_proxy_headers=True)
         self.port = self.server.effective_port
-        self._thread = threading.Thread(target=self.server.run, name=f"api-{name}", daemon=True)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"api-{name}", daemon=True)
+
+    def _serve(self) -> None:
+        # waitress's run() loops until its sockets are closed under it, which
+        # from another thread kills the loop with EBADF. Loop here instead and
+        # close from this thread once asked to stop (within 0.2 s).
+        server = self.server
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.2, map=server._map, use_poll=server.adj.asyncore_use_poll,
+                           count=1)
+        server.task_dispatcher.shutdown()
+        server.close()
 
     @property
     def url(self) -> str:
@@ -106,7 +119,8 @@ class APIServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self.server.close()
+        self._stopping.set()
+        self._thread.join(timeout=10)
 
 
 def compute_api_server(port: int | None = None) -> APIServer:

@@ -81,8 +81,9 @@ def cmd_up(args) -> None:
     api.start()
     _say(f"Compute API listening at {api.url}/v2.1 (ready in {time.monotonic() - t0:.2f}s)")
     if args.demo:
-        _demo(api.url, seeded["image_id"])
+        server_id = _demo(api.url, seeded["image_id"])
         if args.demo_exit:
+            _delete_demo(api.url, server_id)
             api.stop()
             compute.stop()
             return
@@ -106,34 +107,61 @@ def _http(method: str, url: str, body=None, token: str = "demo:demo") -> tuple[i
         return err.code, json.loads(err.read() or b"{}")
 
 
-def _demo(base: str, image_id: str) -> None:
-    """Create a server through the HTTP API and follow it to ACTIVE."""
+def _delete_demo(base: str, server_id: str) -> None:
+    status, body = _http("DELETE", f"{base}/v2.1/servers/{server_id}")
+    if status != 204:
+        _fail(f"deleting the demo server returned {status}: {body}")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status, _ = _http("GET", f"{base}/v2.1/servers/{server_id}")
+        if status == 404:
+            _say(f"demo: server {server_id} deleted")
+            return
+        threading.Event().wait(0.2)
+    _fail("the demo server was not deleted within 120 s")
+
+
+def _demo(base: str, image_id: str) -> str:
+    """Create a server through the HTTP API, follow it to ACTIVE, then
+    follow its console until the guest says it has booted."""
     status, body = _http("POST", f"{base}/v2.1/servers", {"server": {
-        "name": "demo", "flavorRef": "42", "imageRef": image_id}})
+        "name": "demo", "flavorRef": "1", "imageRef": image_id}})
     if status != 202:
         _fail(f"demo server create returned {status}: {body}")
     server_id = body["server"]["id"]
     _say(f"demo: POST /v2.1/servers -> 202, server {server_id}")
-    deadline = time.monotonic() + 300
+    t0 = time.monotonic()
+    deadline = t0 + 300
     last = None
+    tick = threading.Event()
     while time.monotonic() < deadline:
         _, body = _http("GET", f"{base}/v2.1/servers/{server_id}")
         server = body.get("server", {})
         state = (server.get("status"), server.get("OS-EXT-STS:task_state"))
         if state != last:
             _say(f"demo: server {server_id} status {state[0]}"
-                 + (f" ({state[1]})" if state[1] else ""))
+                 + (f" ({state[1]})" if state[1] else "")
+                 + f" after {time.monotonic() - t0:.1f}s")
             last = state
-        if server.get("status") == "ACTIVE":
-            _, out = _http("POST", f"{base}/v2.1/servers/{server_id}/action",
-                           {"os-getConsoleOutput": {"length": 5}})
-            for line in (out.get("output") or "").splitlines():
-                _say(f"demo: console: {line}")
-            return
         if server.get("status") == "ERROR":
             _fail(f"demo server went to ERROR: {server.get('fault', {}).get('message')}")
-        threading.Event().wait(0.1)
-    _fail("demo server did not become ACTIVE within 300 s")
+        if server.get("status") == "ACTIVE":
+            break
+        tick.wait(0.2)
+    else:
+        _fail("demo server did not become ACTIVE within 300 s")
+    while time.monotonic() < deadline:
+        _, out = _http("POST", f"{base}/v2.1/servers/{server_id}/action",
+                       {"os-getConsoleOutput": {"length": 50}})
+        lines = (out.get("output") or "").splitlines()
+        booted = [line for line in lines if "BOOTED" in line.upper()]
+        if booted:
+            _say(f"demo: guest console after {time.monotonic() - t0:.1f}s: {booted[-1].strip()}")
+            _say(f"demo: try: curl -s -H 'X-Auth-Token: demo:demo' "
+                 f"{base}/v2.1/servers/{server_id} | python3 -m json.tool")
+            return server_id
+        tick.wait(0.5)
+    _fail("the demo guest did not print its boot marker on the console within 300 s")
 
 
 def cmd_api(args) -> None:

@@ -112,6 +112,9 @@ class ComputeManager:
         tasks = [("heartbeat", 10, lambda: db_host.service_heartbeat(self.host, BINARY, "compute")),
                  ("update_resources", CONF.compute.update_resources_interval,
                   self.update_available_resource)]
+        if CONF.compute.image_cache_manager_interval > 0:
+            tasks.append(("manage_image_cache", CONF.compute.image_cache_manager_interval,
+                          lambda: self.driver.manage_image_cache(CONF.compute.image_cache_min_age)))
         if CONF.compute.sync_power_state_interval > 0:
             tasks.append(("sync_power_states", CONF.compute.sync_power_state_interval,
                           self.sync_power_states))

@@ -5,10 +5,18 @@ from oslo_config import cfg
 compute_group = cfg.OptGroup("compute", title="Compute service options")
 
 opts = [
-    cfg.StrOpt("compute_driver", default="fake",
-               help="Hypervisor driver, by registry name (see 'virtstack drivers')."),
+    cfg.StrOpt("compute_driver", default="libvirt",
+               help="Hypervisor driver, by registry name (see 'virtstack drivers'): "
+                    "'libvirt' (QEMU/KVM guests), 'fake' (in-memory, for tests and "
+                    "benchmarks)."),
     cfg.IntOpt("sync_power_state_interval", default=60, min=-1,
                help="Seconds between power-state syncs with the hypervisor; -1 disables."),
+    cfg.IntOpt("image_cache_manager_interval", default=2400, min=-1,
+               help="Seconds between runs of the driver's image cache cleanup; "
+                    "-1 disables."),
+    cfg.IntOpt("image_cache_min_age", default=86400, min=0,
+               help="Seconds a cached base image must go unused before the image "
+                    "cache cleanup removes it."),
     cfg.IntOpt("update_resources_interval", default=60, min=1,
                help="Seconds between compute-node resource updates."),
     cfg.IntOpt("shutdown_timeout", default=60, min=0,

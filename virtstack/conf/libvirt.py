@@ -14,6 +14,9 @@ opts = [
                help="Instance disks: qcow2 overlays on a cached base, or flat copies."),
     cfg.HostAddressOpt("vnc_listen", default="127.0.0.1",
                        help="Address guests' VNC servers listen on."),
+    cfg.FloatOpt("running_timeout", default=60.0, min=1,
+                 help="Seconds a started guest gets to reach 'running' before the "
+                      "spawn fails (and is rolled back)."),
 ]
 
 

@@ -141,6 +141,12 @@ class ComputeDriver(abc.ABC):
     def get_host_uptime(self) -> str:
         """The host's ``uptime`` line, as the os-hypervisors uptime API shows."""
 
+    def manage_image_cache(self, min_age_seconds: float = 0.0) -> list[str]:
+        """Remove cached images no guest uses that have been unused for
+        ``min_age_seconds``; returns what was removed. Drivers without an
+        image cache keep this default (nothing to do)."""
+        return []
+
     # -- guests -----------------------------------------------------------
 
     @abc.abstractmethod

@@ -43,10 +43,6 @@ _DECLARED = frozenset({
     "spawn", "destroy", "reboot_soft", "reboot_hard", "power_off", "power_on", "pause",
     "suspend", "snapshot", "volume_connector", "console_output", "vnc_console",
     "lifecycle_events", "host_resources"})
-#: Seconds spawn, power on, resume and reboot wait for libvirt to report the
-#: guest running once QEMU was started (it is at once, unless the host is
-#: very busy).
-RUNNING_TIMEOUT = 60.0
 #: get_console_output returns at most the last this many bytes.
 MAX_CONSOLE_BYTES = 100 * 1024
 ISCSI_INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
@@ -90,9 +86,11 @@ class LibvirtDriver(ComputeDriver):
         self._backend.prepare()
         blocked = imagebackend.unreachable_dirs(self._backend.instances_dir)
         if blocked:
-            LOG.warning("QEMU runs as another user and cannot traverse %s on the way to "
-                        "%s: guests will fail to start. Make them o+x or move state_path.",
-                        ", ".join(blocked), self._backend.instances_dir)
+            # Every guest would fail to start: say so now, once, with the fix.
+            raise exception.ConfigError(reason=(
+                f"QEMU runs as another user and cannot traverse {', '.join(blocked)} on the "
+                f"way to {self._backend.instances_dir}: make them o+x or set [DEFAULT] "
+                "state_path to a directory under one it can traverse (e.g. /var/lib)."))
         self._host_facts()
 
     def cleanup_host(self, host: str) -> None:
@@ -174,7 +172,7 @@ class LibvirtDriver(ComputeDriver):
                              "image_meta": image_meta, "image_paths": store.path,
                              "network_info": network_info or [],
                              "block_device_info": block_device_info or {},
-                             "running_timeout": RUNNING_TIMEOUT})
+                             "running_timeout": CONF.libvirt.running_timeout})
         LOG.info("Spawned %s (%s)", instance.name, instance.uuid)
 
     def destroy(self, context: Any, instance: Instance,
@@ -199,7 +197,7 @@ class LibvirtDriver(ComputeDriver):
 
     def _wait_running(self, guest: Guest) -> None:
         self._host.wait_for(lambda: guest.get_power_state() == power_state.RUNNING,
-                            RUNNING_TIMEOUT, what=f"{guest} to run")
+                            CONF.libvirt.running_timeout, what=f"{guest} to run")
 
     def _boot_afresh(self, guest: Guest) -> None:
         """Cut the power if on, forget saved memory, start: a reset."""

@@ -523,11 +523,45 @@ class Host:
         with _choices_lock:
             choice = _choices.get(self.uri)
             if choice is None:
+                choice = self._remembered_choice(work_dir)
+            if choice is None:
                 choice = probe.choose_virt_type(self, work_dir, self.get_arch())
-                _choices[self.uri] = choice
-                LOG.info("[libvirt] virt_type = auto: using %s: %s", choice.virt_type,
-                         choice.reason)
+                self._remember_choice(work_dir, choice)
+            _choices[self.uri] = choice
+            LOG.info("[libvirt] virt_type = auto: using %s: %s", choice.virt_type,
+                     choice.reason)
         return choice.virt_type
+
+    # The probe boots a guest (seconds under TCG, longer where KVM is slow):
+    # its answer is kept on disk and reused until something it depends on
+    # changes: the host kernel, libvirt or QEMU version, or /dev/kvm.
+    _CHOICE_FILE = ".virt_type_probe.json"
+
+    def _probe_key(self) -> str:
+        conn = self.get_connection()
+        return "|".join([os.uname().release, str(conn.getLibVersion()),
+                         str(conn.getVersion()), str(os.path.exists("/dev/kvm")), self.uri])
+
+    def _remembered_choice(self, work_dir: str) -> probe.VirtTypeChoice | None:
+        try:
+            with open(os.path.join(work_dir, self._CHOICE_FILE), encoding="utf-8") as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if saved.get("key") != self._probe_key():
+            return None
+        return probe.VirtTypeChoice(saved["virt_type"], saved["reason"] + " (probed earlier)")
+
+    def _remember_choice(self, work_dir: str, choice: probe.VirtTypeChoice) -> None:
+        path = os.path.join(work_dir, self._CHOICE_FILE)
+        try:
+            record = {"key": self._probe_key(), "virt_type": choice.virt_type,
+                      "reason": choice.reason}
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                json.dump(record, f)
+            os.replace(path + ".tmp", path)
+        except Exception as exc:  # only a lost shortcut: probe again next time
+            LOG.warning("Could not keep the virt_type probe result in %s: %s", path, exc)
 
 
 _choices_lock = threading.Lock()

@@ -15,6 +15,7 @@ ROUTES = [
     ("PUT", "/v2.1/servers/{server_id}"),
     ("DELETE", "/v2.1/servers/{server_id}"),
     ("POST", "/v2.1/servers/{server_id}/action"),
+    ("POST", "/v2.1/servers/{server_id}/remote-consoles"),
     ("GET", "/v2.1/servers/{server_id}/os-instance-actions"),
     ("GET", "/v2.1/servers/{server_id}/os-instance-actions/{request_id}"),
     ("GET", "/v2.1/flavors"),

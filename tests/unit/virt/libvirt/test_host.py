@@ -200,3 +200,25 @@ def test_missing_libvirt_python_is_a_clear_config_error(monkeypatch):
     monkeypatch.setattr(libvirt_host, "libvirt", None)
     with pytest.raises(exception.ConfigError, match="install-libvirt.sh"):
         libvirt_host.require_libvirt()
+
+
+def test_the_probe_answer_is_kept_on_disk_until_the_host_changes(monkeypatch, tmp_path):
+    monkeypatch.setattr(libvirt_host, "_choices", {})
+    key = {"value": "kernel-1|libvirt-9|qemu-7|True|qemu:///disk"}
+    monkeypatch.setattr(libvirt_host.Host, "_probe_key", lambda self: key["value"])
+    choice = libvirt_host.probe.VirtTypeChoice("qemu", "kvm too slow")
+    with mock.patch.object(libvirt_host.probe, "choose_virt_type", autospec=True,
+                           return_value=choice) as probe, \
+            mock.patch.object(libvirt_host.Host, "get_arch", autospec=True,
+                              return_value="x86_64"):
+        assert libvirt_host.Host("qemu:///disk").choose_virt_type("auto", str(tmp_path)) == "qemu"
+        assert probe.call_count == 1
+        # A new process (no in-memory answer) reads it back without probing.
+        monkeypatch.setattr(libvirt_host, "_choices", {})
+        assert libvirt_host.Host("qemu:///disk").choose_virt_type("auto", str(tmp_path)) == "qemu"
+        assert probe.call_count == 1
+        # The host changed (say, a new kernel): probe again.
+        monkeypatch.setattr(libvirt_host, "_choices", {})
+        key["value"] = "kernel-2|libvirt-9|qemu-7|True|qemu:///disk"
+        libvirt_host.Host("qemu:///disk").choose_virt_type("auto", str(tmp_path))
+        assert probe.call_count == 2
