@@ -156,7 +156,7 @@ OPTIONAL_CALLS = {
 
 # Concrete methods of ComputeDriver that do something by default.
 WORKING_DEFAULTS = {"init_host", "cleanup_host", "instance_exists", "register_event_listener",
-                    "emit_event", "supports"}
+                    "emit_event", "supports", "manage_image_cache"}
 
 
 def test_every_concrete_method_is_known_here():
@@ -246,3 +246,7 @@ def test_wait_for_returns_once_the_predicate_holds():
     predicate = mock.create_autospec(lambda: None, side_effect=lambda: next(answers))
     virtdriver.wait_for(predicate, timeout=10, interval=0.001)
     assert predicate.call_count == 3
+
+
+def test_a_driver_without_an_image_cache_has_nothing_to_clean():
+    assert MinimalDriver().manage_image_cache(0) == []
