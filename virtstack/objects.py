@@ -36,8 +36,8 @@ class Flavor:
 class Instance:
     """One server as a driver sees it.
 
-    ``name`` is the hypervisor-side name (``instance-%08x``), unique per
-    cloud; ``display_name`` is what the user called it.
+    ``name`` is the hypervisor-side name (``[compute] instance_name_template``,
+    ``instance-%08x``), unique per cloud; ``display_name`` is what the user called it.
     """
 
     uuid: str

@@ -9,6 +9,9 @@ opts = [
                help="Hypervisor driver, by registry name (see 'virtstack drivers'): "
                     "'libvirt' (QEMU/KVM guests), 'fake' (in-memory, for tests and "
                     "benchmarks)."),
+    cfg.StrOpt("instance_name_template", default="instance-%08x",
+               help="Hypervisor-side name of a server, from its database id. Clouds "
+                    "sharing one hypervisor need different templates."),
     cfg.IntOpt("sync_power_state_interval", default=60, min=-1,
                help="Seconds between power-state syncs with the hypervisor; -1 disables."),
     cfg.IntOpt("image_cache_manager_interval", default=2400, min=-1,

@@ -351,12 +351,19 @@ def action_get(uuid: str, request_id: str) -> tuple[models.InstanceAction, list[
     return action, events
 
 
+def instance_name(row) -> str:
+    """The hypervisor-side name of an instance ([compute] instance_name_template)."""
+    from virtstack.conf import CONF
+
+    return CONF.compute.instance_name_template % row.id
+
+
 def to_object(row: models.Instance):
     """The driver-facing ``objects.Instance`` of a row."""
     from virtstack import objects
 
     return objects.Instance(
-        uuid=row.uuid, name="instance-%08x" % row.id, display_name=row.display_name,
+        uuid=row.uuid, name=instance_name(row), display_name=row.display_name,
         project_id=row.project_id, user_id=row.user_id,
         flavor=objects.Flavor.from_dict(row.flavor), image_ref=row.image_ref,
         kernel_id=row.kernel_id, ramdisk_id=row.ramdisk_id, host=row.host, node=row.node,

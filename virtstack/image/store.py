@@ -101,12 +101,13 @@ def test_image_cache() -> str:
     return os.path.join(os.path.expanduser(CONF.state_path), "cache", "test-image")
 
 
-def register_test_image(force: bool = False) -> models.Image:
+def register_test_image(force: bool = False, cache_dir: str | None = None) -> models.Image:
     """Build the offline test guest (``image.testimage``) and register it as
     three images: kernel (aki), ramdisk (ari) and the root disk (qcow2, with
     ``kernel_id``/``ramdisk_id``/``os_command_line``), like a cloud image
     for direct kernel boot. Reuses what is registered when it is still on
-    disk; replaces a placeholder registry entry (one without bits)."""
+    disk; replaces a placeholder registry entry (one without bits).
+    ``cache_dir``: where the guest is built and kept (default: in state_path)."""
     from virtstack.image import testimage
 
     existing = [i for i in db_image.list_() if i.name == TEST_IMAGE_NAME]
@@ -114,7 +115,7 @@ def register_test_image(force: bool = False) -> models.Image:
         if not force and row.location and os.path.exists(row.location):
             return row
         db_image.update(row.id, {"status": "deleted", "deleted": True})
-    built = testimage.build_test_image(test_image_cache())
+    built = testimage.build_test_image(cache_dir or test_image_cache())
     kernel = add_file(built["kernel_pvh"] or built["kernel"], f"{TEST_IMAGE_NAME}-kernel",
                       "aki", "aki")
     ramdisk = add_file(built["initrd"], f"{TEST_IMAGE_NAME}-ramdisk", "ari", "ari")

@@ -79,7 +79,7 @@ def server_detail(row: models.Instance, base_url: str, version, is_admin: bool,
     if is_admin:
         server["OS-EXT-SRV-ATTR:host"] = row.host
         server["OS-EXT-SRV-ATTR:hypervisor_hostname"] = row.node
-        server["OS-EXT-SRV-ATTR:instance_name"] = "instance-%08x" % row.id
+        server["OS-EXT-SRV-ATTR:instance_name"] = db_instance.instance_name(row)
         if version.matches("2.3"):
             server.update({
                 "OS-EXT-SRV-ATTR:reservation_id": row.reservation_id,

@@ -90,21 +90,14 @@ def configure(conf, **libvirt_opts) -> None:
     conf.config(group="compute", shutdown_retry_interval=1, reboot_timeout=60)
 
 
-def register_test_image(name: str = "virtstack-test") -> ImageMeta:
-    """Put the test guest in the (configured) image store as three images:
-    kernel (aki: the uncompressed kernel, faster under TCG), ramdisk (ari)
-    and root disk (qcow2, naming the other two). Needs the database."""
+def register_test_image() -> ImageMeta:
+    """Put the test guest (built once, cached in ``image_dir()``) in the
+    configured image store as kernel, ramdisk and root-disk images; the
+    root disk's metadata. Needs the database."""
     from virtstack.db import image as db_image
     from virtstack.image import store
 
-    built = test_image()
-    kernel = store.add_file(built["kernel_pvh"] or built["kernel"], f"{name}-kernel", "aki", "aki")
-    ramdisk = store.add_file(built["initrd"], f"{name}-ramdisk", "ari", "ari")
-    root_src, root_format = ((built["root_disk_qcow2"], "qcow2") if built["root_disk_qcow2"]
-                             else (built["root_disk"], "raw"))
-    root = store.add_file(root_src, name, root_format, properties={
-        "kernel_id": kernel.id, "ramdisk_id": ramdisk.id, "os_command_line": built["cmdline"]})
-    return db_image.to_meta(root)
+    return db_image.to_meta(store.register_test_image(cache_dir=image_dir()))
 
 
 def domain_names() -> set[str]:
