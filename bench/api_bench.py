@@ -39,16 +39,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(state: str, port: int, extra_conf: str = "") -> tuple[subprocess.Popen, float]:
+def start_service(state: str, port: int, extra_conf: str = "", driver: str = "fake",
+                  compute_conf: str = "") -> tuple[subprocess.Popen, float]:
+    """``virtstack up`` on its own state dir and port; (process, seconds until
+    the API answered)."""
     conf = os.path.join(state, "virtstack.conf")
     with open(conf, "w") as f:
         f.write(f"[DEFAULT]\nstate_path = {state}\n[api]\ncompute_port = {port}\n"
-                f"[compute]\ncompute_driver = fake\n{extra_conf}")
+                f"[compute]\ncompute_driver = {driver}\n{compute_conf}{extra_conf}")
     exe = os.path.join(os.path.dirname(sys.executable), "virtstack")
     t0 = time.monotonic()
     proc = subprocess.Popen([exe, "--config-file", conf, "up"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = t0 + 60
+    deadline = t0 + 300  # the first libvirt start builds the test guest
     while time.monotonic() < deadline:
         try:
             if requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
@@ -59,7 +62,7 @@ def start_service(state: str, port: int, extra_conf: str = "") -> tuple[subproce
             raise SystemExit(f"virtstack up exited with {proc.returncode}")
         threading.Event().wait(0.01)
     proc.kill()
-    raise SystemExit("virtstack up did not answer within 60 s")
+    raise SystemExit("virtstack up did not answer within 300 s")
 
 
 def stop_service(proc: subprocess.Popen) -> None:
@@ -127,7 +130,8 @@ def default_image(state: str) -> str:
 
     engine = sa.create_engine(f"sqlite:///{state}/virtstack.sqlite")
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT id FROM images WHERE name='virtstack-test'")).scalar_one()
+        return conn.execute(sa.text("SELECT id FROM images WHERE name='virtstack-test' "
+                                    "AND deleted = 0")).scalar_one()
 
 
 def main() -> None:
