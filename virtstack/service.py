@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import uuid
 from typing import Any
@@ -35,10 +36,20 @@ def validate_config() -> None:
         for opt in options:
             try:
                 getattr(section, opt.dest)
-            except (ValueError, Exception) as exc:
+            except Exception as exc:  # oslo.config's value errors vary by type
                 raise exception.ConfigError(
-                    reason=f"invalid value for [{group_name}] {opt.name}: {exc}") from None
+                    reason=f"invalid value for [{group_name}] {opt.name}{_why(exc)}") from None
     virt_driver.driver_class(CONF.compute.compute_driver)  # DriverNotFound names the choices
+
+
+def _why(exc: Exception) -> str:
+    """' in FILE: REASON' from oslo.config's 'Value for option X from
+    LocationInfo(..., detail='FILE') is not valid: REASON'."""
+    text = str(exc)
+    match = re.search(r"detail='([^']*)'\) is not valid: (.*)$", text, re.S)
+    if match:
+        return f" in {match.group(1)}: {match.group(2).strip()}"
+    return f": {text}"
 
 
 def prepare_database() -> dict[str, Any]:
