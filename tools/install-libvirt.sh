@@ -105,7 +105,12 @@ if "$venv/bin/python" -c 'import libvirt' 2>/dev/null; then
   say "libvirt-python: already in $venv"
 else
   say "libvirt-python: building into $venv"
-  "$venv/bin/pip" install -q libvirt-python
+  log="$venv/pip-libvirt.log"
+  if ! "$venv/bin/pip" install --disable-pip-version-check libvirt-python >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "[install-libvirt] error: building libvirt-python failed; full log in $log" >&2
+    exit 1
+  fi
 fi
 "$venv/bin/python" - "$uri" <<'EOF'
 import sys
