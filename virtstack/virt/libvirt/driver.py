@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import shutil
 import sys
 import types
 from typing import Any, Callable, Mapping
@@ -183,15 +182,10 @@ class LibvirtDriver(ComputeDriver):
         then (``destroy_disks``) remove the instance directory: disk,
         overlay, kernel, console log. Idempotent; finishes the cleanup
         whether or not a domain exists."""
-        guest = self._host.find_guest(instance.uuid)
-        if guest is not None:
-            try:
-                guest.poweroff()
-                guest.delete_configuration()
-            except exception.InstanceNotFound:
-                pass  # gone meanwhile
-        if destroy_disks:
-            self._backend.delete_instance_dir(instance.uuid)
+        self._runner.run("destroy", instance.uuid, flows.get_destroy_flow,
+                         factory_kwargs={"destroy_disks": destroy_disks},
+                         transient={"host": self._host, "backend": self._backend,
+                                    "instance": instance})
 
     # -- power -------------------------------------------------------------------
 
@@ -321,30 +315,15 @@ class LibvirtDriver(ComputeDriver):
         """
         guest = self._host.get_guest(instance)
         root = self._root_disk(guest)
-        update_task_state(task_state="image_pending_upload", expected_state="image_snapshot")
-        part = os.path.join(self._backend.instance_dir(instance.uuid),
-                            f"snapshot-{image_id}.part")
         dest = store.new_path(image_id)
-        try:
-            paused = guest.get_power_state() == power_state.RUNNING
-            if paused:
-                guest.pause()
-            try:
-                self._backend.capture(root.source_file, root.driver_type or "raw", part)
-            finally:
-                if paused:
-                    guest.resume()
-            update_task_state(task_state="image_uploading",
-                              expected_state="image_pending_upload")
-            shutil.move(part, dest)  # a rename when images and instances share a filesystem
-        except BaseException:
-            for path in (part, dest):
-                if os.path.exists(path):
-                    os.unlink(path)
-            raise
-        size = os.path.getsize(dest)
-        LOG.info("Snapshot of %s written to %s (%d bytes)", guest, dest, size)
-        return {"disk_format": "qcow2", "size": size, "location": dest}
+        results = self._runner.run("snapshot", instance.uuid, flows.get_snapshot_flow, transient={
+            "guest": guest, "backend": self._backend, "root_file": root.source_file,
+            "root_format": root.driver_type or "raw",
+            "part": os.path.join(self._backend.instance_dir(instance.uuid),
+                                 f"snapshot-{image_id}.part"),
+            "dest": dest, "update_task_state": update_task_state})
+        LOG.info("Snapshot of %s written to %s (%d bytes)", guest, dest, results["size"])
+        return {"disk_format": "qcow2", "size": results["size"], "location": dest}
 
     def _root_disk(self, guest: Guest) -> config.Disk:
         disk = guest.find_disk(designer.ROOT_DEVICE, inactive=True)

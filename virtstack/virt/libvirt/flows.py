@@ -28,6 +28,7 @@ which destroys a half-built guest and runs spawn again after a crash):
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any, Callable
 
 from taskflow import task
@@ -168,4 +169,140 @@ def get_spawn_flow(power_on: bool = True) -> linear_flow.Flow:
     )
     if power_on:
         flow.add(PowerOn("power_on"), WaitRunning("wait_running"))
+    return flow
+
+
+# -- snapshot ------------------------------------------------------------------
+#
+# Inputs: ``guest`` (guest.Guest), ``backend``, ``root_file`` and
+# ``root_format`` (the root disk), ``part`` (a temporary path in the
+# instance directory), ``dest`` (the image store's path for the new image),
+# ``update_task_state`` (the compute manager's callback).
+
+class NoteRunning(task.Task):
+    """Whether the guest runs before the capture (the reverts need to know,
+    whatever the pause step's own outcome)."""
+
+    default_provides = "was_running"
+
+    def execute(self, guest) -> bool:
+        return guest.get_power_state() == power_state.RUNNING
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        pass  # only looked
+
+
+class PauseForCapture(task.Task):
+    """A running guest is paused so QEMU flushes its disks and the copy is
+    crash-consistent. Its revert runs also when the pause itself failed
+    half-way (TaskFlow reverts the failing task too): it resumes a guest
+    that ran before and is paused now."""
+
+    def execute(self, guest, was_running: bool) -> None:
+        if was_running:
+            guest.pause()
+
+    def revert(self, guest, was_running: bool, *args: Any, **kwargs: Any) -> None:
+        if was_running and guest.get_power_state() == power_state.PAUSED:
+            guest.resume()
+
+
+class CaptureDisk(task.Task):
+    """Copy the root disk (backing chain collapsed) to ``part`` as qcow2."""
+
+    def execute(self, backend, root_file: str, root_format: str, part: str,
+                update_task_state) -> None:
+        update_task_state(task_state="image_pending_upload", expected_state="image_snapshot")
+        backend.capture(root_file, root_format, part)
+
+    def revert(self, part: str, *args: Any, **kwargs: Any) -> None:
+        if os.path.exists(part):
+            os.unlink(part)
+
+
+class ResumeAfterCapture(task.Task):
+    def execute(self, guest, was_running: bool) -> None:
+        if was_running:
+            guest.resume()
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        pass  # the guest runs as it did before; nothing to undo
+
+
+class MoveToStore(task.Task):
+    """Put the copy where the image store wants it (a rename when images
+    and instances share a filesystem); provides its size."""
+
+    default_provides = "size"
+
+    def execute(self, part: str, dest: str, update_task_state) -> int:
+        update_task_state(task_state="image_uploading", expected_state="image_pending_upload")
+        shutil.move(part, dest)
+        return os.path.getsize(dest)
+
+    def revert(self, dest: str, *args: Any, **kwargs: Any) -> None:
+        if os.path.exists(dest):
+            os.unlink(dest)
+
+
+def get_snapshot_flow() -> linear_flow.Flow:
+    return linear_flow.Flow("libvirt-snapshot").add(
+        NoteRunning("note_running"),
+        PauseForCapture("pause_for_capture"),
+        CaptureDisk("capture_disk"),
+        ResumeAfterCapture("resume_after_capture"),
+        MoveToStore("move_to_store"),
+    )
+
+
+# -- destroy -------------------------------------------------------------------
+#
+# Inputs: ``host``, ``backend``, ``instance``. Each step is idempotent and
+# finishes its part whether or not the earlier ones found anything; a
+# destroyed guest cannot be un-destroyed, so the reverts are no-ops and a
+# failed destroy is simply run again.
+
+class PowerOffGuest(task.Task):
+    def execute(self, host, instance) -> None:
+        guest = host.find_guest(instance.uuid)
+        if guest is not None:
+            try:
+                guest.poweroff()
+            except exception.InstanceNotFound:
+                pass  # gone meanwhile
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class UndefineGuest(task.Task):
+    """Forget the domain, with its managed-save image."""
+
+    def execute(self, host, instance) -> None:
+        guest = host.find_guest(instance.uuid)
+        if guest is not None:
+            try:
+                guest.delete_configuration()
+            except exception.InstanceNotFound:
+                pass
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class DeleteInstanceFiles(task.Task):
+    """Disk, overlay, kernel/ramdisk links, console log: the whole directory."""
+
+    def execute(self, backend, instance) -> None:
+        backend.delete_instance_dir(instance.uuid)
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def get_destroy_flow(destroy_disks: bool = True) -> linear_flow.Flow:
+    flow = linear_flow.Flow("libvirt-destroy").add(
+        PowerOffGuest("power_off_guest"), UndefineGuest("undefine_guest"))
+    if destroy_disks:
+        flow.add(DeleteInstanceFiles("delete_instance_files"))
     return flow

@@ -421,3 +421,43 @@ def test_available_resource_describes_this_host(libvirt_driver, image_meta, make
     assert resources["local_gb"] == st.f_blocks * st.f_frsize // 1024 ** 3
     with pytest.raises(exception.HypervisorNotFound):
         driver.get_available_resource("some-other-node")
+
+
+# -- failures half-way through snapshot ---------------------------------------------
+
+SNAPSHOT_TASKS = [flows.NoteRunning, flows.PauseForCapture, flows.CaptureDisk,
+                  flows.ResumeAfterCapture, flows.MoveToStore]
+
+
+def test_the_fault_injection_covers_every_snapshot_task():
+    assert [type(t) for t in flows.get_snapshot_flow()] == SNAPSHOT_TASKS
+
+
+def test_snapshot_failing_at_any_step_resumes_the_guest_and_leaves_no_file(
+        libvirt_driver, image_meta, make_instance):
+    """Each snapshot task fails after doing its work, in turn, on one running
+    guest: every time the guest is running again afterwards and neither the
+    partial copy nor the image file is left; then a snapshot succeeds."""
+    driver, instance = libvirt_driver, make_instance()
+    driver.spawn(None, instance, image_meta)
+    instance_dir = driver.backend.instance_dir(instance.uuid)
+    for task in SNAPSHOT_TASKS:
+        image_id = f"snap-fail-{task.__name__}"
+        real_execute = task.execute
+
+        def fail(self, *args, _real=real_execute, _name=task.__name__, **kwargs):
+            _real(self, *args, **kwargs)
+            raise InjectedFailure(f"{_name} failed after its work")
+
+        with mock.patch.object(task, "execute", autospec=True, side_effect=fail):
+            with pytest.raises(InjectedFailure):
+                driver.snapshot(None, instance, image_id, lambda **kw: None)
+        assert state(driver, instance) == power_state.RUNNING, task.__name__
+        assert not os.path.exists(store.new_path(image_id)), task.__name__
+        assert not [f for f in os.listdir(instance_dir) if f.startswith("snapshot-")], \
+            task.__name__
+    calls = []
+    result = driver.snapshot(None, instance, "snap-ok", lambda **kw: calls.append(kw))
+    assert os.path.getsize(result["location"]) == result["size"] > 0
+    assert [c["task_state"] for c in calls] == ["image_pending_upload", "image_uploading"]
+    assert state(driver, instance) == power_state.RUNNING
