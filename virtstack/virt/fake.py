@@ -225,6 +225,11 @@ class FakeDriver(ComputeDriver):
 
     # -- guest records -------------------------------------------------------
 
+    def plugged_vifs(self, uuid: str) -> dict[str, dict[str, Any]]:
+        """The VIFs plugged for ``uuid`` (by id), with or without a guest."""
+        with self._lock:
+            return copy.deepcopy(self._plugged.get(uuid, {}))
+
     def get_guest(self, uuid: str) -> FakeGuest:
         """A copy of the guest record of ``uuid``; InstanceNotFound if none."""
         with self._lock:
