@@ -61,12 +61,16 @@ def cmd_up(args) -> None:
     t0 = time.monotonic()
     log_file = service.setup_logging(debug=args.debug)
     _say(f"state in {CONF.state_path}; logs in {log_file}")
+    _say("preparing the database and the default image "
+         "(the first run builds the test guest from Debian packages: ~15 s)")
     try:
         seeded = service.prepare_database()
     except Exception as exc:
         _fail(f"database {CONF.database.connection or 'sqlite (default)'}: {exc}")
     _say(f"database ready ({CONF.database.connection or service.db_api.default_url()}); "
          f"image '{service.DEFAULT_IMAGE_NAME}' is {seeded['image_id']}")
+    _say(f"starting the compute service with the '{CONF.compute.compute_driver}' driver "
+         "(the first start may probe whether KVM works: a few seconds)")
     try:
         compute = service.ComputeService()
         compute.start()
