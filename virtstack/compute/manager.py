@@ -26,7 +26,6 @@ from virtstack.conf import CONF
 from virtstack.db import host as db_host
 from virtstack.db import image as db_image
 from virtstack.db import instance as db_instance
-from virtstack.db import models
 from virtstack.flows import runner as flow_runner
 from virtstack.image import store as image_store
 from virtstack.virt import driver as virt_driver

@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
 
 import pytest
 import requests
 import sqlalchemy as sa
+
+from tests.waiting import poll
 
 HEADERS = {"X-Auth-Token": "demo:demo", "Content-Type": "application/json"}
 
@@ -30,16 +30,6 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def _poll(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        tick.wait(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Service:
@@ -55,7 +45,7 @@ class Service:
         self.proc = subprocess.Popen([exe, "--config-file", self.conf, "up"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{port}"
-        _poll(self._answers, 60, "the API to answer")
+        poll(self._answers, 60, "the API to answer")
 
     def _answers(self) -> bool:
         if self.proc.poll() is not None:
@@ -108,7 +98,7 @@ def _kill_mid_spawn(state: str, port: int) -> str:
             "name": "crashy", "flavorRef": "42", "imageRef": image_id}}, timeout=10)
         assert resp.status_code == 202, resp.text
         sid = resp.json()["server"]["id"]
-        _poll(lambda: first.server(sid)["OS-EXT-STS:task_state"] == "spawning", 30,
+        poll(lambda: first.server(sid)["OS-EXT-STS:task_state"] == "spawning", 30,
               "the spawn to be under way")
         assert _flow_rows(state) == 1, "the running spawn flow is persisted"
         return sid
@@ -117,7 +107,7 @@ def _kill_mid_spawn(state: str, port: int) -> str:
 
 
 def _settled(service: Service, sid: str) -> dict:
-    return _poll(lambda: (lambda s: s if s["status"] in ("ACTIVE", "ERROR") else None)(
+    return poll(lambda: (lambda s: s if s["status"] in ("ACTIVE", "ERROR") else None)(
         service.server(sid)), 60, "the server to leave BUILD")
 
 
@@ -141,7 +131,7 @@ def test_kill_9_mid_spawn_then_restart_finishes_the_build(state_dir):
         resp = requests.post(f"{second.base}/v2.1/servers/{sid}/action", headers=HEADERS,
                              json={"os-stop": None}, timeout=10)
         assert resp.status_code == 202
-        _poll(lambda: second.server(sid)["status"] == "SHUTOFF", 30, "SHUTOFF")
+        poll(lambda: second.server(sid)["status"] == "SHUTOFF", 30, "SHUTOFF")
     finally:
         second.stop()
 
@@ -190,7 +180,7 @@ def test_kill_9_mid_spawn_on_libvirt_leaves_one_running_guest(request):
     os.symlink(lv.image_dir(), os.path.join(state, "cache", "test-image"))
     options = dict(driver="libvirt", compute_extra=(
         f"instance_name_template = {prefix}%08x\n"
-        "shutdown_retry_interval = 1\n"), extra=f"[libvirt]\nvirt_type = qemu\n")
+        "shutdown_retry_interval = 1\n"), extra="[libvirt]\nvirt_type = qemu\n")
     port = _free_port()
     first = Service(state, port, **options)
     try:
@@ -208,7 +198,7 @@ def test_kill_9_mid_spawn_on_libvirt_leaves_one_running_guest(request):
                 timeout=10)
             assert resp.status_code == 202, resp.text
             candidate = resp.json()["server"]["id"]
-            seen = _poll(lambda: first.server(candidate)["OS-EXT-STS:task_state"] == "spawning"
+            seen = poll(lambda: first.server(candidate)["OS-EXT-STS:task_state"] == "spawning"
                          or first.server(candidate)["status"] != "BUILD", 30, "spawning")
             if first.server(candidate)["OS-EXT-STS:task_state"] == "spawning":
                 sid = candidate
@@ -232,6 +222,6 @@ def test_kill_9_mid_spawn_on_libvirt_leaves_one_running_guest(request):
         console = lambda: requests.post(  # noqa: E731
             f"{second.base}/v2.1/servers/{sid}/action", headers=HEADERS,
             json={"os-getConsoleOutput": {"length": None}}, timeout=10).json()["output"]
-        _poll(lambda: lv.BOOT_MARKER in console(), lv.BOOT_TIMEOUT, "the guest to boot")
+        poll(lambda: lv.BOOT_MARKER in console(), lv.BOOT_TIMEOUT, "the guest to boot")
     finally:
         second.stop()

@@ -8,27 +8,16 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
-import threading
-import time
 import uuid
 
 import pytest
 
 from tests.functional.virt.libvirt import environment as lv
+from tests.waiting import poll
 from virtstack.virt.libvirt import flows as libvirt_flows
 
 TOKEN = "demo:demo"
 
-
-def _poll(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        tick.wait(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -90,7 +79,7 @@ def _console(cloud, sid: str) -> str:
 def _boot(cloud, name: str = "lv") -> str:
     sid = cloud.create_server(name=name, flavor="84")  # m1.micro: 192 MB, 1 GB disk
     cloud.wait_for_status(sid, "ACTIVE", timeout=lv.BOOT_TIMEOUT)
-    _poll(lambda: lv.BOOT_MARKER in _console(cloud, sid), lv.BOOT_TIMEOUT, "the boot marker")
+    poll(lambda: lv.BOOT_MARKER in _console(cloud, sid), lv.BOOT_TIMEOUT, "the boot marker")
     return sid
 
 
@@ -112,7 +101,7 @@ def test_a_server_is_a_real_guest_through_its_whole_life(libvirt_cloud):
     assert lv.POWEROFF_MARKER in _console(cloud, sid), "a clean (ACPI) shutdown"
     _action(cloud, sid, {"os-start": None})
     cloud.wait_for_status(sid, "ACTIVE", timeout=90)
-    _poll(lambda: _console(cloud, sid).count(lv.BOOT_MARKER) == 2, lv.BOOT_TIMEOUT,
+    poll(lambda: _console(cloud, sid).count(lv.BOOT_MARKER) == 2, lv.BOOT_TIMEOUT,
           "the guest to boot again")
 
     resp = cloud.request("DELETE", f"/v2.1/servers/{sid}", token=TOKEN)
@@ -146,7 +135,7 @@ def test_snapshot_through_the_api_boots_a_new_server(libvirt_cloud):
                          {"createImage": {"name": "lv-snap"}}, token=TOKEN)
     assert resp.status_int == 202, resp.text
     image_id = resp.headers["Location"].rsplit("/", 1)[1]
-    _poll(lambda: db_image.get(image_id).status == "active", 120, "the snapshot image")
+    poll(lambda: db_image.get(image_id).status == "active", 120, "the snapshot image")
     image = db_image.get(image_id)
     assert image.disk_format == "qcow2" and image.size > 0 and os.path.exists(image.location)
     assert image.properties["kernel_id"] and image.properties["ramdisk_id"]
@@ -155,7 +144,7 @@ def test_snapshot_through_the_api_boots_a_new_server(libvirt_cloud):
     assert resp.status_int == 202, resp.text
     new = resp.json["server"]["id"]
     cloud.wait_for_status(new, "ACTIVE", timeout=lv.BOOT_TIMEOUT)
-    _poll(lambda: lv.BOOT_MARKER in _console(cloud, new), lv.BOOT_TIMEOUT,
+    poll(lambda: lv.BOOT_MARKER in _console(cloud, new), lv.BOOT_TIMEOUT,
           "the snapshot's guest to boot")
 
 

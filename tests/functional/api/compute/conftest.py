@@ -7,7 +7,6 @@ import threading
 import time
 from typing import Any, Callable
 
-import pytest
 
 from virtstack.api import wsgi
 
