@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import uuid as uuidlib
 from unittest import mock
 
@@ -110,10 +111,18 @@ def test_guest_shut_down_from_outside_is_reported_then_start_and_clean_stop(
     stopped = recorder.expect_lifecycle(instance.uuid, virtevent.EVENT_LIFECYCLE_STOPPED)
     conn = libvirt.open(lv.URI)
     try:
-        conn.lookupByUUIDString(instance.uuid).shutdown()
+        # A press can go unheard while the guest is busy (seen on a loaded
+        # machine): press again every 2 s, as a person would, until it is off.
+        deadline = time.monotonic() + recorder.deadline
+        while not stopped.is_set() and time.monotonic() < deadline:
+            try:
+                conn.lookupByUUIDString(instance.uuid).shutdown()
+            except libvirt.libvirtError:
+                break  # already off
+            stopped.wait(2.0)
     finally:
         conn.close()
-    assert stopped.wait(recorder.deadline), recorder.events
+    assert stopped.wait(1.0), recorder.events
     out.wait_for(lv.POWEROFF_MARKER, timeout=5)
     assert state(driver, instance) == power_state.SHUTDOWN
 
