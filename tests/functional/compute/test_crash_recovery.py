@@ -84,16 +84,23 @@ def _flow_rows(state: str) -> int:
         engine.dispose()
 
 
+def _default_image(state: str) -> str:
+    """The id of the image 'virtstack up' registered in ``state``."""
+    engine = sa.create_engine(f"sqlite:///{state}/virtstack.sqlite")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT id FROM images WHERE name='virtstack-test' "
+                                        "AND deleted = 0")).scalar_one()
+    finally:
+        engine.dispose()
+
+
 def _kill_mid_spawn(state: str, port: int) -> str:
     """Start the service with a 30 s spawn, create a server, kill -9 the
     service while it spawns; returns the server id."""
     first = Service(state, port, "[fake_driver]\nlatency = spawn:30\n")
     try:
-        engine = sa.create_engine(f"sqlite:///{state}/virtstack.sqlite")
-        with engine.connect() as conn:
-            image_id = conn.execute(sa.text(
-                "SELECT id FROM images WHERE name='virtstack-test'")).scalar_one()
-        engine.dispose()
+        image_id = _default_image(state)
         resp = requests.post(f"{first.base}/v2.1/servers", headers=HEADERS, json={"server": {
             "name": "crashy", "flavorRef": "42", "imageRef": image_id}}, timeout=10)
         assert resp.status_code == 202, resp.text
@@ -184,11 +191,7 @@ def test_kill_9_mid_spawn_on_libvirt_leaves_one_running_guest(request):
     port = _free_port()
     first = Service(state, port, **options)
     try:
-        engine = sa.create_engine(f"sqlite:///{state}/virtstack.sqlite")
-        with engine.connect() as conn:
-            image_id = conn.execute(sa.text(
-                "SELECT id FROM images WHERE name='virtstack-test' AND deleted = 0")).scalar_one()
-        engine.dispose()
+        image_id = _default_image(state)
         # The spawn takes well under a second here: try until one is caught
         # in the act (the first try almost always is).
         sid = None

@@ -42,7 +42,8 @@ def server_brief(row: models.Instance, base_url: str) -> dict[str, Any]:
 
 
 def server_detail(row: models.Instance, base_url: str, version, is_admin: bool,
-                  fault: models.InstanceFault | None = None) -> dict[str, Any]:
+                  fault: models.InstanceFault | None = None,
+                  host_statuses: dict[str, str] | None = None) -> dict[str, Any]:
     status = states.status_from_states(row.vm_state, row.task_state)
     server = {
         "id": row.uuid,
@@ -93,7 +94,7 @@ def server_detail(row: models.Instance, base_url: str, version, is_admin: bool,
     if version.matches("2.9"):
         server["locked"] = bool(row.locked)
     if version.matches("2.16") and is_admin:
-        server["host_status"] = _host_status(row.host)
+        server["host_status"] = (host_statuses or {}).get(row.host, "UNKNOWN") if row.host else ""
     if version.matches("2.19"):
         server["description"] = row.display_description
     if fault is not None and row.vm_state == states.ERROR:
@@ -104,22 +105,24 @@ def server_detail(row: models.Instance, base_url: str, version, is_admin: bool,
     return server
 
 
-def _host_status(host: str | None) -> str:
-    if not host:
-        return ""
-    service = db_host.service_get(host, "virtstack-compute")
-    if service is None:
-        return "UNKNOWN"
-    if service.disabled:
-        return "MAINTENANCE"
-    return "UP" if db_host.service_is_up(service) else "DOWN"
+def _host_statuses() -> dict[str, str]:
+    """host_status (2.16) of every compute host, from one query."""
+    out = {}
+    for service in db_host.services("virtstack-compute"):
+        if service.disabled:
+            out[service.host] = "MAINTENANCE"
+        else:
+            out[service.host] = "UP" if db_host.service_is_up(service) else "DOWN"
+    return out
 
 
 def servers_detail(rows: Iterable[models.Instance], base_url: str, version,
                    is_admin: bool) -> list[dict[str, Any]]:
     rows = list(rows)
     faults = db_instance.latest_faults(r.uuid for r in rows if r.vm_state == states.ERROR)
-    return [server_detail(r, base_url, version, is_admin, faults.get(r.uuid)) for r in rows]
+    statuses = _host_statuses() if is_admin and version.matches("2.16") else None
+    return [server_detail(r, base_url, version, is_admin, faults.get(r.uuid), statuses)
+            for r in rows]
 
 
 def flavor(row: models.Flavor, base_url: str, detail: bool = True) -> dict[str, Any]:

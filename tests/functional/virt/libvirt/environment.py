@@ -124,9 +124,11 @@ class Console:
     def count(self, line: str) -> int:
         return len(re.findall(rf"^{re.escape(line)}\r?$", self.text(), re.MULTILINE))
 
-    def wait_for(self, line: str, timeout: float = BOOT_TIMEOUT) -> None:
-        """Wait for ``line`` (a whole line) after the last one waited for."""
-        regex = re.compile(rf"^{re.escape(line)}\r?$", re.MULTILINE)
+    def wait_for(self, line: str | re.Pattern, timeout: float = BOOT_TIMEOUT) -> re.Match:
+        """Wait for ``line`` (a whole line: literal text, or a compiled
+        pattern) after the last one waited for; the match."""
+        body = line.pattern if isinstance(line, re.Pattern) else re.escape(line)
+        regex = re.compile(rf"^{body}\r?$", re.MULTILINE)
         found: list[re.Match] = []
 
         def seen() -> bool:
@@ -142,6 +144,7 @@ class Console:
             raise AssertionError(f"{exc} ({time.monotonic() - started:.0f}s); console so far:\n"
                                  f"{self.text()[-3000:]}") from None
         self.position = found[0].end()
+        return found[0]
 
 
 class EventRecorder:

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.functional.virt.libvirt import environment as lv
 from virtstack.image import testimage
 from virtstack.objects import Flavor, ImageMeta, Instance
 from virtstack.virt import power_state
@@ -155,37 +156,15 @@ def guest(define_guest, guest_image):
     return define_guest(guest_image["kernel_pvh"] or guest_image["kernel"])
 
 
-class Console:
-    """The guest's serial console log, read from a position onward."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.position = 0
-
-    def text(self) -> str:
+def Console(path: str) -> lv.Console:
+    """The guest's serial console log file, read from a position onward."""
+    def read() -> bytes:
         try:
-            with open(self.path, encoding="utf-8", errors="replace") as f:
+            with open(path, "rb") as f:
                 return f.read()
         except FileNotFoundError:
-            return ""
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match:
-        """Wait for ``pattern`` (a whole line) after the last match; move past it."""
-        regex = re.compile(rf"^{pattern}\r?$", re.MULTILINE)
-        found: list[re.Match] = []
-
-        def seen() -> bool:
-            match = regex.search(self.text(), self.position)
-            if match:
-                found.append(match)
-            return bool(match)
-
-        try:
-            wait_for(seen, timeout, interval=0.1, what=f"console line {pattern!r}")
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}; console so far:\n{self.text()[-3000:]}") from None
-        self.position = found[0].end()
-        return found[0]
+            return b""
+    return lv.Console(read)
 
 
 def live_disks(dom) -> dict[str, config.Disk]:
@@ -205,9 +184,9 @@ def test_guest_boots_hotplugs_resizes_unplugs_and_shuts_down(guest, workdir, tim
     started = time.monotonic()
     dom.create()
     timings["create"] = time.monotonic() - started
-    console.wait_for(r"VIRTSTACK-ROOT /dev/vda", BOOT_TIMEOUT)
-    console.wait_for(r"VIRTSTACK-DISK-PRESENT vda \d+", BOOT_TIMEOUT)
-    console.wait_for(r"VIRTSTACK-GUEST-BOOTED", BOOT_TIMEOUT)
+    console.wait_for("VIRTSTACK-ROOT /dev/vda", BOOT_TIMEOUT)
+    console.wait_for(re.compile(r"VIRTSTACK-DISK-PRESENT vda \d+"), BOOT_TIMEOUT)
+    console.wait_for("VIRTSTACK-GUEST-BOOTED", BOOT_TIMEOUT)
     timings["boot"] = time.monotonic() - started
     assert power_state.from_libvirt(dom.state()[0]) == power_state.RUNNING
 
@@ -218,21 +197,21 @@ def test_guest_boots_hotplugs_resizes_unplugs_and_shuts_down(guest, workdir, tim
     disk = designer.build_file_disk(extra, "vdb", "raw", host.disk_cache_mode, serial="extra")
     started = time.monotonic()
     dom.attachDeviceFlags(disk.to_xml(), libvirt.VIR_DOMAIN_AFFECT_LIVE)
-    console.wait_for(rf"VIRTSTACK-DISK-ADDED vdb {GiB // SECTOR}", DEVICE_TIMEOUT)
+    console.wait_for(f"VIRTSTACK-DISK-ADDED vdb {GiB // SECTOR}", DEVICE_TIMEOUT)
     timings["hotplug"] = time.monotonic() - started
     assert live_disks(dom)["vdb"].source_file == extra
 
     # Grow it to 2 GiB: QEMU grows the file and tells the guest.
     started = time.monotonic()
     dom.blockResize("vdb", 2 * GiB, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
-    console.wait_for(rf"VIRTSTACK-DISK-RESIZED vdb {2 * GiB // SECTOR}", DEVICE_TIMEOUT)
+    console.wait_for(f"VIRTSTACK-DISK-RESIZED vdb {2 * GiB // SECTOR}", DEVICE_TIMEOUT)
     timings["resize"] = time.monotonic() - started
     assert os.stat(extra).st_size == 2 * GiB
 
     # Unplug it: the guest acknowledges over ACPI, then libvirt drops it.
     started = time.monotonic()
     dom.detachDeviceFlags(disk.to_xml(), libvirt.VIR_DOMAIN_AFFECT_LIVE)
-    console.wait_for(r"VIRTSTACK-DISK-REMOVED vdb", DEVICE_TIMEOUT)
+    console.wait_for("VIRTSTACK-DISK-REMOVED vdb", DEVICE_TIMEOUT)
     wait_for(lambda: "vdb" not in live_disks(dom), DEVICE_TIMEOUT, interval=0.1,
              what="vdb to leave the live domain XML")
     timings["unplug"] = time.monotonic() - started
@@ -241,7 +220,7 @@ def test_guest_boots_hotplugs_resizes_unplugs_and_shuts_down(guest, workdir, tim
     # ACPI power button: acpid in the guest powers it off cleanly.
     started = time.monotonic()
     dom.shutdown()
-    console.wait_for(r"VIRTSTACK-POWEROFF", SHUTDOWN_TIMEOUT)
+    console.wait_for("VIRTSTACK-POWEROFF", SHUTDOWN_TIMEOUT)
     wait_for(lambda: dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF, SHUTDOWN_TIMEOUT,
              interval=0.1, what="the domain to reach SHUTOFF")
     timings["shutdown"] = time.monotonic() - started
@@ -275,8 +254,8 @@ def test_debian_bzimage_kernel_boots_too(define_guest, guest_image, timings):
     console = Console(guest.files.console_log_path)
     started = time.monotonic()
     guest.dom.create()
-    console.wait_for(r"VIRTSTACK-ROOT /dev/vda", BOOT_TIMEOUT)
-    console.wait_for(r"VIRTSTACK-GUEST-BOOTED", BOOT_TIMEOUT)
+    console.wait_for("VIRTSTACK-ROOT /dev/vda", BOOT_TIMEOUT)
+    console.wait_for("VIRTSTACK-GUEST-BOOTED", BOOT_TIMEOUT)
     timings["boot_bzimage"] = time.monotonic() - started
 
 
