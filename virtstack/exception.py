@@ -171,3 +171,57 @@ class DeviceInUse(Conflict):
 
 class ConfigError(VirtstackException):
     msg_fmt = "Configuration error: %(reason)s"
+
+
+# -- block storage ------------------------------------------------------------
+
+class VolumeNotFound(NotFound):
+    msg_fmt = "Volume %(volume_id)s could not be found."
+
+
+class SnapshotNotFound(NotFound):
+    msg_fmt = "Snapshot %(snapshot_id)s could not be found."
+
+
+class VolumeAttachmentNotFound(NotFound):
+    msg_fmt = "Volume attachment %(attachment_id)s could not be found."
+
+
+class VolumeTypeNotFound(NotFound):
+    msg_fmt = "Volume type %(volume_type_id)s could not be found."
+
+
+class InvalidVolume(Invalid):
+    """A volume is not in a state (or shape) that allows the request (400,
+    as the Block Storage API answers)."""
+    msg_fmt = "Invalid volume: %(reason)s"
+
+
+class InvalidSnapshot(Invalid):
+    msg_fmt = "Invalid snapshot: %(reason)s"
+
+
+class VolumeIsBusy(Invalid):
+    msg_fmt = "Volume %(volume_id)s is busy: %(reason)s"
+
+
+class VolumeSizeExceedsAvailableQuota(QuotaExceeded):
+    msg_fmt = ("Requested volume or snapshot exceeds allowed %(name)s quota. Requested "
+               "%(requested)sG, quota is %(quota)sG and %(consumed)sG has been consumed.")
+    code = 413
+
+
+class VolumeLimitExceeded(QuotaExceeded):
+    msg_fmt = "Maximum number of %(name)s allowed (%(allowed)d) exceeded"
+    code = 413
+
+
+class NoValidBackend(VirtstackException):
+    """No volume pool can take the request (the volume goes to ``error``)."""
+    msg_fmt = "No valid backend was found. %(reason)s"
+    code = 400
+
+
+class VolumeBackendError(VirtstackException):
+    msg_fmt = "Volume backend error: %(reason)s"
+    code = 500

@@ -207,3 +207,158 @@ class ComputeNode(TimestampMixin, Base):
     local_gb_used: orm.Mapped[int] = orm.mapped_column(default=0)
     running_vms: orm.Mapped[int] = orm.mapped_column(default=0)
     cpu_info: orm.Mapped[str] = orm.mapped_column(sa.Text, default="{}")
+
+
+# -- block storage ----------------------------------------------------------
+# Statuses are the Block Storage API's own words (DESIGN "States"); rows are
+# kept after delete (``deleted``) as Cinder keeps them, for audit and so a
+# racing reader never finds a half-gone row.
+
+
+class VolumeType(TimestampMixin, Base):
+    """A class of volume (``__DEFAULT__`` is seeded); extra specs are free-form."""
+
+    __tablename__ = "volume_types"
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255), unique=True)
+    description: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    is_public: orm.Mapped[bool] = orm.mapped_column(default=True)
+    extra_specs: orm.Mapped[dict] = orm.mapped_column(sa.JSON, default=dict)
+
+
+class VolumePool(TimestampMixin, Base):
+    """Capacity of one backend pool, as its volume service last reported it,
+    plus what the scheduler has claimed on it (``allocated_gb``)."""
+
+    __tablename__ = "volume_pools"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    #: "host@backend#pool", the value a volume's ``host`` takes.
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255), unique=True)
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    backend: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    total_gb: orm.Mapped[int] = orm.mapped_column(default=0)
+    free_gb: orm.Mapped[int] = orm.mapped_column(default=0)
+    allocated_gb: orm.Mapped[int] = orm.mapped_column(default=0)
+    disabled: orm.Mapped[bool] = orm.mapped_column(default=False)
+
+
+class Volume(TimestampMixin, Base):
+    __tablename__ = "volumes"
+    __table_args__ = (
+        sa.Index("ix_volumes_project_deleted_created", "project_id", "deleted", "created_at"),
+    )
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    project_id: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    user_id: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    #: "host@backend#pool" once scheduled.
+    host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    size: orm.Mapped[int] = orm.mapped_column(default=0)  # GiB
+    availability_zone: orm.Mapped[str] = orm.mapped_column(sa.String(255), default="nova")
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    #: Status before an operation that may be rolled back (reset on success).
+    previous_status: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
+    attach_status: orm.Mapped[str] = orm.mapped_column(sa.String(32), default="detached")
+    display_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    display_description: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    volume_type_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    snapshot_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    source_volid: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    image_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    #: What the image the volume was made from said (volume_image_metadata).
+    image_metadata: orm.Mapped[dict] = orm.mapped_column(sa.JSON, default=dict)
+    bootable: orm.Mapped[bool] = orm.mapped_column(default=False)
+    multiattach: orm.Mapped[bool] = orm.mapped_column(default=False)
+    encrypted: orm.Mapped[bool] = orm.mapped_column(default=False)
+    metadata_: orm.Mapped[dict] = orm.mapped_column("metadata", sa.JSON, default=dict)
+    admin_metadata: orm.Mapped[dict] = orm.mapped_column(sa.JSON, default=dict)
+    #: Where the backend keeps it (a path, a target IQN); backend-private.
+    provider_location: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    #: Backend credentials (e.g. "CHAP user secret"): never logged or shown.
+    provider_auth: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    launched_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    terminated_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    deleted_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    deleted: orm.Mapped[bool] = orm.mapped_column(default=False)
+
+
+class VolumeSnapshot(TimestampMixin, Base):
+    __tablename__ = "volume_snapshots"
+    __table_args__ = (sa.Index("ix_volume_snapshots_volume", "volume_id"),)
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    volume_id: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    project_id: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    user_id: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    progress: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    volume_size: orm.Mapped[int] = orm.mapped_column(default=0)
+    display_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    display_description: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    metadata_: orm.Mapped[dict] = orm.mapped_column("metadata", sa.JSON, default=dict)
+    provider_location: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    deleted_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    deleted: orm.Mapped[bool] = orm.mapped_column(default=False)
+
+
+class VolumeAttachment(TimestampMixin, Base):
+    """One attachment of a volume to a server (the attachments API)."""
+
+    __tablename__ = "volume_attachments"
+    __table_args__ = (
+        sa.Index("ix_volume_attachments_volume", "volume_id", "deleted"),
+        sa.Index("ix_volume_attachments_instance", "instance_uuid", "deleted"),
+    )
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    volume_id: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    instance_uuid: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    attached_host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    mountpoint: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    attach_time: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    detach_time: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    #: reserved, attaching, attached, detaching, detached, error_attaching, error_detaching
+    attach_status: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    attach_mode: orm.Mapped[str] = orm.mapped_column(sa.String(4), default="rw")
+    connector: orm.Mapped[dict | None] = orm.mapped_column(sa.JSON, default=None)
+    #: What initialize_connection returned (may hold CHAP secrets: never logged).
+    connection_info: orm.Mapped[dict | None] = orm.mapped_column(sa.JSON, default=None)
+    deleted_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    deleted: orm.Mapped[bool] = orm.mapped_column(default=False)
+
+
+class BlockDeviceMapping(TimestampMixin, Base):
+    """One device of a server (Nova's block_device_mapping). A live row's
+    ``deleted`` is 0, a deleted one's is its id, so the unique constraint
+    makes reserving a device name atomic per instance on every backend."""
+
+    __tablename__ = "block_device_mappings"
+    __table_args__ = (
+        sa.UniqueConstraint("instance_uuid", "device_name", "deleted",
+                            name="uq_bdm_instance_device_deleted"),
+        sa.Index("ix_bdm_volume", "volume_id", "deleted"),
+    )
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=True)
+    uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36), unique=True)
+    instance_uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    device_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    source_type: orm.Mapped[str] = orm.mapped_column(sa.String(32))  # image, volume, snapshot, blank
+    destination_type: orm.Mapped[str] = orm.mapped_column(sa.String(32))  # local, volume
+    guest_format: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
+    device_type: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
+    disk_bus: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
+    boot_index: orm.Mapped[int | None] = orm.mapped_column(default=None)
+    delete_on_termination: orm.Mapped[bool] = orm.mapped_column(default=False)
+    image_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    snapshot_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    volume_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    volume_size: orm.Mapped[int | None] = orm.mapped_column(default=None)
+    volume_type: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    attachment_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    connection_info: orm.Mapped[dict | None] = orm.mapped_column(sa.JSON, default=None)
+    tag: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    deleted_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
+    deleted: orm.Mapped[int] = orm.mapped_column(default=0)

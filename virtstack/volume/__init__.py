@@ -1,0 +1,1 @@
+"""The block-storage service: volume API (below HTTP), manager, backends."""
