@@ -8,6 +8,11 @@ never edited by hand: change a driver or the suite, then run
 
     python tools/support_matrix.py           # write docs/support-matrix.md
     python tools/support_matrix.py --check   # exit 1 with a diff if it is stale
+
+CI does not run the suite a second time for this: ``run-tests.sh`` loads
+this module as a pytest plugin (``-p support_matrix`` with ``tools`` on the
+path), which records the outcomes of the main run into the file named by
+``--support-matrix-results``; ``--check --results FILE`` then renders from it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import json
 import sys
 from pathlib import Path
 
@@ -72,6 +78,34 @@ class ContractCollector:
             test.outcome = "passed"
 
 
+# -- as a plugin of the main pytest run ---------------------------------------
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--support-matrix-results", default=None, metavar="FILE",
+                     help="write every driver contract test's outcome to FILE (JSON)")
+
+
+def pytest_configure(config) -> None:
+    path = config.getoption("--support-matrix-results")
+    if path:
+        config.pluginmanager.register(_ResultsWriter(path), "support-matrix-results")
+
+
+class _ResultsWriter(ContractCollector):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def pytest_sessionfinish(self, session) -> None:
+        with open(self.path, "w") as f:
+            json.dump([dataclasses.asdict(t) for t in self.tests.values()], f)
+
+
+def load_results(path: str) -> list[ContractTest]:
+    with open(path) as f:
+        return [ContractTest(**entry) for entry in json.load(f)]
+
+
 def verdict(declared: bool, tests: list[ContractTest]) -> str:
     """One cell's word for a driver's operation; see LEGEND."""
     declarations = [t for t in tests if t.declaration]
@@ -127,8 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help="exit 1 with a diff if docs/support-matrix.md is out of date")
+    parser.add_argument("--results", metavar="FILE",
+                        help="render from outcomes a pytest run recorded (--support-matrix-results) "
+                             "instead of running the contract suite")
     args = parser.parse_args(argv)
-    generated = generate()
+    if args.results:
+        tests = load_results(args.results)
+        if not tests:
+            raise SystemExit(f"support_matrix: {args.results} holds no contract test outcomes")
+        generated = render(tests)
+    else:
+        generated = generate()
     relative = OUTPUT.relative_to(ROOT)
     if args.check:
         current = OUTPUT.read_text() if OUTPUT.exists() else ""
