@@ -52,3 +52,6 @@ fi
 
 # libvirt + QEMU (guests), the offline test guest's tools, and libvirt-python.
 tools/install-libvirt.sh "$VENV"
+
+# tgt iSCSI target (the 'iscsi' volume backend) and QEMU's iSCSI client.
+tools/install-tgt.sh

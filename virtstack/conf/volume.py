@@ -9,6 +9,17 @@ opts = [
     cfg.StrOpt("volumes_dir", default=None,
                help="Directory of file-backed volumes (default: state_path/volumes)."),
     cfg.IntOpt("capacity_gb", default=100, min=1, help="Pool size reported for scheduling."),
+    # Backends 'file' and 'iscsi' (virtstack/volume/backends/).
+    cfg.StrOpt("file_format", default="raw", choices=["raw", "qcow2"],
+               help="Format of new volumes of the 'file' backend (sparse files either way). "
+                    "raw volumes can be extended while attached; qcow2 ones only when "
+                    "detached. The 'iscsi' backend always uses raw."),
+    cfg.StrOpt("iscsi_target_prefix", default="iqn.2010-10.org.virtstack:",
+               help="The 'iscsi' backend names each volume's target this prefix + "
+                    "'volume-<id>'."),
+    cfg.HostAddressOpt("iscsi_ip_address", default="127.0.0.1",
+                       help="Address of the tgt portal compute hosts log in to."),
+    cfg.PortOpt("iscsi_port", default=3260, help="Port of the tgt portal."),
 ]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import types
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,8 @@ class VolumeRef:
     id: str
     size: int  # GiB
     provider_location: str | None = None
-    provider_auth: str | None = None  # secret: never log it
+    # A secret: kept out of repr() so that logging a VolumeRef cannot leak it.
+    provider_auth: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,19 @@ class SnapshotRef:
 #: What a create call returns for the manager to store on the row:
 #: ``{"provider_location": ..., "provider_auth": ...}`` (either may be absent).
 ModelUpdate = dict[str, str | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeExport:
+    """A volume this host serves and the connectors of its live attachments,
+    for ``VolumeBackend.ensure_exports``; e.g.
+    ``VolumeExport(VolumeRef("1b2c...", 1, "127.0.0.1:3260,1
+    iqn.2010-10.org.virtstack:volume-1b2c... 1", "CHAP <user> <secret>"),
+    ({"host": "cmp1", "initiator": "iqn.1993-08.org.debian:01:abc", ...},))``.
+    """
+
+    volume: VolumeRef
+    connectors: tuple[dict[str, Any], ...] = ()
 
 
 class VolumeBackend(abc.ABC):
@@ -75,6 +89,21 @@ class VolumeBackend(abc.ABC):
         """Verify the backend can work on this host (directories, daemons,
         tools). Called once at service start; raises ``VolumeBackendError``
         naming what is missing and how to fix it."""
+
+    def ensure_exports(self, exports: Sequence[VolumeExport]) -> dict[str, str]:
+        """Make the exports match the database: called at service start with
+        every volume on this host (any status but deleted) and the connectors
+        of its live attachments. Exports that live only in a daemon's memory
+        (tgt) are gone after that daemon restarts; this puts back each
+        volume's target, LUN and credentials and lets in exactly the given
+        connectors (access for other hosts is revoked).
+
+        Returns ``{volume_id: reason}`` for the volumes that could not be
+        exported (the others are done; one bad volume does not stop the
+        rest). Idempotent. The default does nothing: a backend whose exports
+        persist by themselves (``file``) has nothing to restore.
+        """
+        return {}
 
     @abc.abstractmethod
     def get_capacity(self) -> dict[str, int]:
