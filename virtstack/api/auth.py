@@ -17,6 +17,8 @@ import webob.dec
 from virtstack import context as vs_context
 from virtstack import exception
 from virtstack.api import wsgi
+from virtstack.identity import catalog as identity_catalog
+from virtstack.identity import tokens
 
 LOG = logging.getLogger(__name__)
 
@@ -46,7 +48,49 @@ class NoAuth:
         return self.app
 
 
-STRATEGIES: dict[str, type] = {"noauth": NoAuth}
+class KeystoneAuth:
+    """Identity v3 tokens of the embedded identity service: ``X-Auth-Token``
+    is validated by its token provider (same process, same database; roles
+    are read as they are now). 401 for a missing, invalid, expired or
+    revoked token; 403 for a token not scoped to a project. The context has
+    the token's user, project and roles; role ``admin`` makes it admin."""
+
+    def __init__(self, app, is_public: Callable[[str], bool]):
+        self.app, self.is_public = app, is_public
+        self.provider = tokens.TokenProvider.from_config()
+
+    @staticmethod
+    def _unauthorized(message: str) -> webob.Response:
+        return wsgi.error_response(
+            401, message,
+            {"WWW-Authenticate": f'Keystone uri="{identity_catalog.identity_url()}"'})
+
+    @webob.dec.wsgify
+    def __call__(self, req: webob.Request):
+        if self.is_public(req.path_info):
+            return self.app
+        token = req.headers.get("X-Auth-Token", "").strip()
+        if not token:
+            return self._unauthorized("Authentication required: send an X-Auth-Token header.")
+        try:
+            valid = self.provider.validate(token)
+        except exception.TokenNotFound:
+            return self._unauthorized("The X-Auth-Token is invalid, expired or revoked; "
+                                      "authenticate again.")
+        if valid.project is None:
+            return wsgi.error_response(403, "The X-Auth-Token is not scoped to a project; "
+                                            "ask the identity service for a project-scoped one.")
+        req.environ["virtstack.context"] = vs_context.RequestContext(
+            user_id=valid.user.id, project_id=valid.project.id, roles=valid.role_names,
+            user_name=valid.user.name, project_name=valid.project.name,
+            user_domain_id=valid.user.domain_id, project_domain_id=valid.project.domain_id,
+            auth_token=token,
+            request_id=req.environ.setdefault("virtstack.request_id",
+                                              vs_context.RequestContext().request_id))
+        return self.app
+
+
+STRATEGIES: dict[str, type] = {"noauth": NoAuth, "keystone": KeystoneAuth}
 
 
 def wrap(app, strategy: str, is_public: Callable[[str], bool]):

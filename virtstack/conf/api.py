@@ -16,9 +16,11 @@ opts = [
                     "Defaults to the listen address."),
     cfg.IntOpt("workers", default=8, min=1, max=256,
                help="Threads serving requests per API."),
-    cfg.StrOpt("auth_strategy", default="noauth",
-               help="How requests are authenticated: 'noauth' (development only: "
-                    "X-Auth-Token 'user:project', 'admin' user is admin)."),
+    cfg.StrOpt("auth_strategy", default="keystone",
+               help="How requests are authenticated: 'keystone' (Identity v3 tokens "
+                    "from the identity service, see [identity] mode) or 'noauth' "
+                    "(development only: X-Auth-Token 'user:project', 'admin' user "
+                    "is admin)."),
     cfg.IntOpt("max_limit", default=1000, min=1,
                help="Most items one list request returns."),
 ]
