@@ -8,19 +8,26 @@ download) builds on the same calls.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
 import uuid
-from typing import Any
+from typing import Any, BinaryIO, Iterable
 
 from virtstack import exception
 from virtstack.conf import CONF
 from virtstack.db import image as db_image
 from virtstack.db import models
+from virtstack.image import formats
 
-DISK_FORMATS = ("qcow2", "raw", "aki", "ari", "ami", "iso", "vmdk", "vdi", "vhd")
-CONTAINER_FORMATS = ("bare", "aki", "ari", "ami", "ova", "ovf", "docker")
+DISK_FORMATS = formats.DISK_FORMATS
+CONTAINER_FORMATS = formats.CONTAINER_FORMATS
+
+#: The secure hash every stored image gets (``os_hash_algo``), as Glance's default.
+HASH_ALGO = "sha512"
+
+_CHUNK = 1 << 20
 
 
 def images_dir() -> str:
@@ -46,21 +53,116 @@ def path(image_id: str) -> str:
     return row.location
 
 
-def _checksum(file_path: str) -> tuple[str, int]:
-    digest = hashlib.md5(usedforsecurity=False)
-    size = 0
+@dataclasses.dataclass(frozen=True)
+class StoredData:
+    """An image file in the store and what was measured while writing it."""
+
+    location: str
+    size: int
+    checksum: str            # md5 hex digest (the Image API's ``checksum``)
+    os_hash_value: str       # HASH_ALGO hex digest
+    virtual_size: int | None
+
+    def values(self, properties: dict[str, Any] | None) -> dict[str, Any]:
+        """Column values that record this data on an image whose properties
+        are ``properties`` (``status`` is the caller's business)."""
+        merged = dict(properties or {}, os_hash_algo=HASH_ALGO,
+                      os_hash_value=self.os_hash_value, virtual_size=self.virtual_size)
+        return {"location": self.location, "size": self.size, "checksum": self.checksum,
+                "properties": merged}
+
+
+class _Digests:
+    def __init__(self) -> None:
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.secure = hashlib.new(HASH_ALGO)
+        self.size = 0
+        self.head = bytearray()
+
+    def update(self, chunk: bytes) -> None:
+        self.md5.update(chunk)
+        self.secure.update(chunk)
+        self.size += len(chunk)
+        if len(self.head) < formats.HEAD_BYTES:
+            self.head += chunk[:formats.HEAD_BYTES - len(self.head)]
+
+    def stored(self, location: str, virtual_size: int | None) -> StoredData:
+        return StoredData(location=location, size=self.size, checksum=self.md5.hexdigest(),
+                          os_hash_value=self.secure.hexdigest(), virtual_size=virtual_size)
+
+
+def _measure(file_path: str, disk_format: str | None) -> StoredData:
+    """Digests of a file already in place; a local file is trusted, so a
+    format it does not match only leaves its virtual size unknown."""
+    digests = _Digests()
     with open(file_path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digests.update(chunk)
+    try:
+        virtual = formats.virtual_size(disk_format, bytes(digests.head), digests.size)
+    except exception.Invalid:
+        virtual = None
+    return digests.stored(file_path, virtual)
+
+
+def write(image_id: str, chunks: Iterable[bytes], disk_format: str | None,
+          size_cap: int) -> StoredData:
+    """Stream ``chunks`` into the store as the bits of ``image_id``.
+
+    Data goes to a part file that replaces the image's file only once
+    complete and checked against ``disk_format`` (``formats``). Any error,
+    from the source of ``chunks`` too, removes the part file and is raised:
+    nothing partial is ever left. ``ImageTooLarge`` (413) past ``size_cap``
+    bytes; ``Invalid`` (400) when the bits are not of ``disk_format``.
+    The caller owns the image's upload (its status is ``saving``).
+    """
+    dest = new_path(image_id)
+    part = f"{dest}.{uuid.uuid4().hex}.part"
+    digests = _Digests()
+    try:
+        with open(part, "wb") as f:
+            for chunk in chunks:
+                if digests.size + len(chunk) > size_cap:
+                    raise exception.ImageTooLarge(reason=f"more than {size_cap} bytes")
+                digests.update(chunk)
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        virtual = formats.virtual_size(disk_format, bytes(digests.head), digests.size)
+        os.chmod(part, 0o644)
+        os.replace(part, dest)
+    except BaseException:
+        remove_file(part)
+        raise
+    return digests.stored(dest, virtual)
+
+
+def open_data(row: models.Image) -> BinaryIO | None:
+    """The image's bits for reading, or None when it has none here."""
+    if not row.location:
+        return None
+    try:
+        return open(row.location, "rb")
+    except FileNotFoundError:
+        return None
+
+
+def remove_file(file_path: str | None) -> None:
+    """Remove a file of the store if it is there."""
+    if file_path:
+        try:
+            os.unlink(file_path)
+        except FileNotFoundError:
+            pass
 
 
 def add_file(src: str, name: str, disk_format: str, container_format: str = "bare",
              properties: dict[str, Any] | None = None, visibility: str = "public",
              owner: str | None = None, image_id: str | None = None,
              move: bool = False) -> models.Image:
-    """Copy (or move) ``src`` into the store as a new active image."""
+    """Copy (or move) the local file ``src`` into the store as a new active
+    image. Local files are trusted (tests register deliberately mislabelled
+    ones); uploads through the Image API are checked (``write``)."""
     if disk_format not in DISK_FORMATS:
         raise exception.Invalid(reason=f"disk_format '{disk_format}' is not one of {DISK_FORMATS}")
     if container_format not in CONTAINER_FORMATS:
@@ -70,27 +172,31 @@ def add_file(src: str, name: str, disk_format: str, container_format: str = "bar
     dest = new_path(image_id)
     (shutil.move if move else shutil.copyfile)(src, dest)
     os.chmod(dest, 0o644)
-    checksum, size = _checksum(dest)
+    stored = _measure(dest, disk_format)
+    now = models.utcnow()
     return db_image.create({
         "id": image_id, "name": name, "status": "active", "disk_format": disk_format,
-        "container_format": container_format, "size": size, "checksum": checksum,
-        "visibility": visibility, "owner": owner, "location": dest,
-        "properties": dict(properties or {}), "min_disk": 0, "min_ram": 0})
+        "container_format": container_format, "visibility": visibility, "owner": owner,
+        "min_disk": 0, "min_ram": 0, "created_at": now, "updated_at": now,
+        **stored.values(properties)})
 
 
 def finish_snapshot(image_id: str, location: str, disk_format: str) -> None:
-    """Mark a snapshot image active once a driver has written its file."""
-    checksum, size = _checksum(location)
-    db_image.update(image_id, {"status": "active", "location": location,
-                               "disk_format": disk_format, "size": size, "checksum": checksum})
+    """Mark a snapshot image active once a driver has written its file; the
+    file is removed if the image was deleted meanwhile."""
+    stored = _measure(location, disk_format)
+    try:
+        db_image.modify(image_id, lambda row: dict(stored.values(row.properties), status="active",
+                                                   disk_format=disk_format))
+    except exception.ImageNotFound:
+        remove_file(location)
+        raise
 
 
 def delete(image_id: str) -> None:
-    """Remove an image's file and mark its row deleted."""
-    row = db_image.get(image_id)
-    if row.location and os.path.exists(row.location):
-        os.unlink(row.location)
-    db_image.update(image_id, {"status": "deleted", "deleted": True})
+    """Mark an image deleted and remove its file."""
+    row = db_image.modify(image_id, lambda row: {"status": "deleted", "deleted": True})
+    remove_file(row.location)
 
 
 #: The name of the image every new cloud starts with.
