@@ -12,6 +12,11 @@ opts = [
     cfg.IntOpt("key_pairs", default=100, min=-1, help="Key pairs per user."),
     cfg.IntOpt("server_groups", default=10, min=-1, help="Server groups per project."),
     cfg.IntOpt("server_group_members", default=10, min=-1, help="Servers per server group."),
+    cfg.IntOpt("volumes", default=10, min=-1, help="Volumes per project (-1: unlimited)."),
+    cfg.IntOpt("snapshots", default=10, min=-1,
+               help="Volume snapshots per project (-1: unlimited)."),
+    cfg.IntOpt("gigabytes", default=1000, min=-1,
+               help="GiB of volumes and snapshots per project (-1: unlimited)."),
 ]
 
 

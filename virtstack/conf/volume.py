@@ -9,6 +9,14 @@ opts = [
     cfg.StrOpt("volumes_dir", default=None,
                help="Directory of file-backed volumes (default: state_path/volumes)."),
     cfg.IntOpt("capacity_gb", default=100, min=1, help="Pool size reported for scheduling."),
+    cfg.IntOpt("report_interval", default=60, min=1,
+               help="Seconds between the volume service's capacity reports (and "
+                    "heartbeats every 10 s)."),
+    cfg.StrOpt("availability_zone", default="nova",
+               help="Availability zone of this host's volumes."),
+    cfg.IntOpt("rpc_call_timeout", default=120, min=1,
+               help="Seconds the API waits for the volume service to export or "
+                    "unexport a volume (initialize/terminate connection)."),
     # Backends 'file' and 'iscsi' (virtstack/volume/backends/).
     cfg.StrOpt("file_format", default="raw", choices=["raw", "qcow2"],
                help="Format of new volumes of the 'file' backend (sparse files either way). "

@@ -1,0 +1,128 @@
+"""/v3/{project_id}/snapshots: create, list, show, update, delete, and the
+admin os-reset_status action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from virtstack import exception
+from virtstack.api import validation, wsgi
+from virtstack.api.volume import common, views
+from virtstack.conf import CONF
+from virtstack.volume import api as volume_api
+
+_nullable_name = {"type": ["string", "null"], "maxLength": 255}
+
+CREATE = {
+    "type": "object",
+    "properties": {"snapshot": {
+        "type": "object",
+        "properties": {
+            "volume_id": {"type": "string", "minLength": 1, "maxLength": 255},
+            "force": {"type": ["boolean", "string", "null"]},
+            "name": _nullable_name, "display_name": _nullable_name,
+            "description": _nullable_name, "display_description": _nullable_name,
+            "metadata": dict(validation.metadata, type=["object", "null"]),
+        },
+        "required": ["volume_id"],
+        "additionalProperties": False}},
+    "required": ["snapshot"],
+    "additionalProperties": False,
+}
+
+UPDATE = {
+    "type": "object",
+    "properties": {"snapshot": {
+        "type": "object",
+        "properties": {"name": _nullable_name, "display_name": _nullable_name,
+                       "description": _nullable_name, "display_description": _nullable_name,
+                       "metadata": dict(validation.metadata, type=["object", "null"])},
+        "additionalProperties": False}},
+    "required": ["snapshot"],
+    "additionalProperties": False,
+}
+
+FILTERS = ("name", "status", "volume_id", "metadata")
+
+
+class SnapshotsController:
+    def __init__(self, api: volume_api.VolumeAPI):
+        self.api = api
+
+    def _list(self, req, detail: bool):
+        ctxt = wsgi.context_of(req)
+        params = common.list_params(req, FILTERS)
+        rows = self.api.snapshot_list(ctxt, params["filters"], params["limit"],
+                                      params["marker"], params["sort_keys"],
+                                      params["sort_dirs"])
+        items = [views.snapshot_detail(req, r) if detail else views.snapshot_summary(req, r)
+                 for r in rows]
+        body: dict[str, Any] = {"snapshots": items}
+        links = views.next_link(req, ctxt.project_id, "snapshots", items, params["limit"],
+                                CONF.api.max_limit)
+        if links:
+            body["snapshots_links"] = links
+        if params["with_count"]:
+            body["count"] = len(self.api.snapshot_list(ctxt, params["filters"]))
+        return body
+
+    def index(self, req):
+        return self._list(req, detail=False)
+
+    def detail(self, req):
+        return self._list(req, detail=True)
+
+    def show(self, req, snapshot_id: str):
+        return {"snapshot": views.snapshot_detail(
+            req, self.api.snapshot_get(wsgi.context_of(req), snapshot_id))}
+
+    def create(self, req):
+        body = wsgi.json_body(req)
+        validation.validate(CREATE, body)
+        snap = body["snapshot"]
+        force = snap.get("force")
+        force = False if force is None else validation.to_bool(force, "force")
+        if wsgi.api_version(req).matches("3.66"):
+            if snap.get("force") is not None and not force:
+                raise exception.Invalid(reason="Since microversion 3.66 'force' may only be "
+                                               "true (in-use volumes are snapshotted without "
+                                               "it).")
+            force = True  # in-use volumes may be snapshotted from 3.66 on
+        row = self.api.snapshot_create(
+            wsgi.context_of(req), snap["volume_id"],
+            name=snap.get("name", snap.get("display_name")),
+            description=snap.get("description", snap.get("display_description")),
+            metadata=snap.get("metadata") or {}, force=force)
+        return wsgi.Response({"snapshot": views.snapshot_detail(req, row)}, status=202)
+
+    def update(self, req, snapshot_id: str):
+        body = wsgi.json_body(req)
+        validation.validate(UPDATE, body)
+        snap = body["snapshot"]
+        if not snap:
+            raise exception.Invalid(reason="Missing request body element: give name, "
+                                           "description or metadata to update.")
+        values: dict[str, Any] = {}
+        for api_key, col in (("name", "display_name"), ("display_name", "display_name"),
+                             ("description", "display_description"),
+                             ("display_description", "display_description")):
+            if api_key in snap:
+                values[col] = snap[api_key]
+        if snap.get("metadata") is not None:
+            values["metadata_"] = snap["metadata"]
+        row = self.api.snapshot_update(wsgi.context_of(req), snapshot_id, values)
+        return {"snapshot": views.snapshot_detail(req, row)}
+
+    def delete(self, req, snapshot_id: str):
+        self.api.snapshot_delete(wsgi.context_of(req), snapshot_id)
+        return wsgi.Response(None, status=202)
+
+    def action(self, req, snapshot_id: str):
+        name, args = common.single_key_body(req)
+        if name != "os-reset_status":
+            raise exception.Invalid(reason=f"There is no such action: {name}")
+        common.require_admin(req, "volume_extension:snapshot_admin_actions:reset_status")
+        validation.validate({"type": "object", "properties": {"status": {"type": "string"}},
+                             "required": ["status"], "additionalProperties": False}, args)
+        self.api.snapshot_reset_status(wsgi.context_of(req), snapshot_id, args["status"])
+        return wsgi.Response(None, status=202)
