@@ -38,7 +38,7 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   say "installing virtstack and its dependencies into $VENV (first time takes a minute)"
   LOG="$VENV/pip-install.log"
   if ! { "$VENV/bin/pip" install --disable-pip-version-check --upgrade pip \
-         && "$VENV/bin/pip" install --disable-pip-version-check -e ".[test]"; } >"$LOG" 2>&1; then
+         && "$VENV/bin/pip" install --disable-pip-version-check -e ".[test,powervm]"; } >"$LOG" 2>&1; then
     tail -n 30 "$LOG" >&2
     echo "setup: error: dependency install failed; full log in $LOG" >&2
     exit 1

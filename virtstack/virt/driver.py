@@ -408,6 +408,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
 BUILTIN_DRIVERS: dict[str, str] = {
     "fake": "virtstack.virt.fake:FakeDriver",
     "libvirt": "virtstack.virt.libvirt.driver:LibvirtDriver",
+    "powervm": "virtstack.virt.powervm.driver:PowerVMDriver",
 }
 
 ENTRY_POINT_GROUP = "virtstack.compute_drivers"
