@@ -17,6 +17,21 @@ opts = [
     cfg.FloatOpt("running_timeout", default=60.0, min=1,
                  help="Seconds a started guest gets to reach 'running' before the "
                       "spawn fails (and is rolled back)."),
+    cfg.FloatOpt("device_detach_timeout", default=10.0, min=0.1,
+                 help="Seconds one live detach request waits for the guest to release "
+                      "the device (libvirt's device-removed event) before asking again."),
+    cfg.IntOpt("device_detach_attempts", default=3, min=1,
+               help="How many live detach requests are made before a detach fails and "
+                    "the device stays attached (a guest still booting ignores the first)."),
+    cfg.StrOpt("iscsi_initiator", default="auto", choices=["auto", "qemu", "host"],
+               help="Who logs in to iSCSI volumes: 'qemu' (QEMU's own iSCSI client; "
+                    "no host initiator needed), 'host' (the host's open-iscsi through "
+                    "os-brick; the guest gets a block device), or 'auto' (host when "
+                    "iscsiadm is installed and answers, else qemu)."),
+    cfg.StrOpt("iscsi_initiator_iqn", default="",
+               help="The iSCSI initiator name this host presents to volume targets. "
+                    "Empty: the host's /etc/iscsi/initiatorname.iscsi, else a name "
+                    "generated once and kept in state_path/iscsi_initiator_iqn."),
 ]
 
 

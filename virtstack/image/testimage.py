@@ -21,6 +21,10 @@ can wait for::
     VIRTSTACK-DISK-PRESENT vda 131072    disks present at boot (512-byte sectors)
     VIRTSTACK-GUEST-BOOTED               acpid runs, the disk watcher has its baseline
     VIRTSTACK-DISK-ADDED vdb 2097152     a disk appeared
+    VIRTSTACK-DISK-INFO vdb serial=8f1e0c2a-3b4d-4e5f-a head=5649525453544143b5...
+                                         after PRESENT/ADDED: the disk's serial
+                                         (virtio-blk shows 20 characters) and its
+                                         first 16 bytes in hex ("head=?" if unreadable)
     VIRTSTACK-DISK-RESIZED vdb 4194304   a disk's size changed
     VIRTSTACK-DISK-REMOVED vdb           a disk went away
     VIRTSTACK-POWEROFF                   the guest is about to power off (ACPI button)
@@ -133,6 +137,10 @@ scan_disks() {
         read -r size < "$dir/size" || continue
         if [ ! -f "/run/disks/$name" ]; then
             echo "VIRTSTACK-DISK-$1 $name $size"
+            serial=
+            [ -r "$dir/serial" ] && read -r serial < "$dir/serial"
+            head=$(od -An -N16 -tx1 "/dev/$name" 2>/dev/null | tr -d ' \n')
+            echo "VIRTSTACK-DISK-INFO $name serial=$serial head=${head:-?}"
         else
             read -r old < "/run/disks/$name"
             [ "$old" != "$size" ] && echo "VIRTSTACK-DISK-RESIZED $name $size"

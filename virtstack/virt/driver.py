@@ -272,6 +272,8 @@ class ComputeDriver(abc.ABC):
         Example: ``{"host": "cmp1", "ip": "192.0.2.10", "platform": "x86_64",
         "os_type": "linux", "multipath": False,
         "initiator": "iqn.1993-08.org.debian:01:abc"}`` (``wwpns`` for FC).
+        The initiator name is stable for the life of the host: the volume
+        service puts it in its target ACLs.
         """
         raise exception.NotSupported(operation="get_volume_connector", driver=self.name)
 
@@ -285,8 +287,12 @@ class ComputeDriver(abc.ABC):
         initialize_connection, e.g. ``{"driver_volume_type": "iscsi", "data":
         {"target_portal": "127.0.0.1:3260", "target_iqn": "iqn...", "target_lun": 1,
         "volume_id": "..."}}``. ``mountpoint`` is the device name reserved
-        for it (``/dev/vdb``). Raises ``DeviceInUse`` if the name is taken;
-        on failure nothing is left attached.
+        for it (``/dev/vdb``); ``disk_bus``/``device_type`` default to
+        ``"virtio"``/``"disk"``. A running (or paused) guest gets the volume
+        live and persistently, a stopped one persistently (it sees the volume
+        when it starts). Raises ``DeviceInUse`` if the name is taken;
+        ``VolumeDriverNotFound`` for a ``driver_volume_type`` the host cannot
+        attach; on failure nothing is left attached or connected.
         """
         raise exception.NotSupported(operation="attach_volume", driver=self.name)
 
@@ -294,15 +300,20 @@ class ComputeDriver(abc.ABC):
                       instance: Instance, mountpoint: str) -> None:
         """Detach the volume at ``mountpoint`` live and persistently.
 
-        Returns when the hypervisor confirms the device is gone; raises
-        ``DeviceNotFound`` if it was not attached.
+        Returns when the hypervisor confirms the device is gone (and the host
+        side is disconnected); raises ``DeviceNotFound`` if it was not
+        attached, and ``DeviceDetachFailed`` when the guest does not release
+        it after bounded retries: the volume then stays attached, live and
+        persistently, so the caller can report it ``in-use`` again.
         """
         raise exception.NotSupported(operation="detach_volume", driver=self.name)
 
     def extend_volume(self, context: Any, connection_info: dict[str, Any],
                       instance: Instance, requested_size: int) -> None:
-        """Tell the guest an attached volume grew to ``requested_size`` bytes.
-        ``DeviceNotFound`` if the volume is not attached."""
+        """Tell the guest an attached volume grew to ``requested_size`` bytes
+        (``data["volume_id"]`` of ``connection_info`` names it; the volume
+        service has grown it already). ``DeviceNotFound`` if the volume is
+        not attached."""
         raise exception.NotSupported(operation="extend_volume", driver=self.name)
 
     # -- network ----------------------------------------------------------

@@ -49,12 +49,30 @@ INJECTABLE_METHODS = frozenset(
     and name not in ("register_event_listener", "emit_event", "supports"))
 
 
+SECTOR = 512
+#: Lines a fake guest writes on its console when a running guest sees a
+#: disk come, grow or go: the same as the libvirt test guest's
+#: (``virtstack.image.testimage``), with sizes in 512-byte sectors.
+DISK_ADDED_LINE = "VIRTSTACK-DISK-ADDED {dev} {sectors}"
+DISK_RESIZED_LINE = "VIRTSTACK-DISK-RESIZED {dev} {sectors}"
+DISK_REMOVED_LINE = "VIRTSTACK-DISK-REMOVED {dev}"
+
+
 @dataclasses.dataclass
 class FakeVolume:
-    """A volume attached to a fake guest."""
+    """A volume attached to a fake guest.
+
+    ``held``: the guest does not let go of it (``simulate_device_held``), so
+    a detach fails as a real guest's ignored unplug request does.
+    """
 
     connection_info: dict[str, Any]
     size: int  # bytes; 0 until known (``data["size"]`` GiB or extend_volume)
+    held: bool = False
+
+    @property
+    def volume_id(self) -> str | None:
+        return (self.connection_info.get("data") or {}).get("volume_id")
 
 
 @dataclasses.dataclass
@@ -515,28 +533,65 @@ class FakeDriver(ComputeDriver):
         size_gb = connection_info.get("data", {}).get("size") or 0
         return FakeVolume(connection_info=copy.deepcopy(connection_info), size=int(size_gb) * GiB)
 
+    @staticmethod
+    def _guest_sees(guest: FakeGuest, line: str, **values: Any) -> None:
+        """A running guest notices a disk change at once and says so; a
+        stopped one finds its disks when it boots."""
+        if guest.power_state == power_state.RUNNING:
+            guest.console.append(line.format(**values))
+
+    @staticmethod
+    def _refuse_suspended(guest: FakeGuest, action: str) -> None:
+        # As on libvirt: a saved memory image holds the device list of its time.
+        if guest.power_state == power_state.SUSPENDED:
+            raise exception.InstanceInvalidState(action=action, instance_uuid=guest.uuid,
+                                                 attr="power_state", state="suspended")
+
     def attach_volume(self, context: Any, connection_info: dict[str, Any],
                       instance: Instance, mountpoint: str,
                       disk_bus: str | None = None,
                       device_type: str | None = None) -> None:
-        """Record the volume at ``mountpoint``. Invalid for connection_info
-        without ``driver_volume_type`` or a mountpoint outside /dev/."""
+        """Record the volume at ``mountpoint``; a running guest logs
+        ``VIRTSTACK-DISK-ADDED vdb <sectors>``. Invalid for connection_info
+        without ``driver_volume_type`` or a mountpoint outside /dev/;
+        DeviceInUse if the mountpoint is taken; Conflict if the volume is
+        attached already; InstanceInvalidState for a suspended guest."""
         volume = self._volume(connection_info, mountpoint)
 
         def change(guest: FakeGuest) -> None:
+            self._refuse_suspended(guest, "attach_volume")
             if mountpoint in guest.volumes:
                 raise exception.DeviceInUse(device=mountpoint, instance_id=guest.uuid)
+            for taken, other in guest.volumes.items():
+                if volume.volume_id and other.volume_id == volume.volume_id:
+                    raise exception.Conflict(
+                        reason=f"volume {volume.volume_id} is already attached to instance "
+                               f"{guest.uuid} at {taken}")
             guest.volumes[mountpoint] = volume
+            self._guest_sees(guest, DISK_ADDED_LINE, dev=mountpoint.rpartition("/")[2],
+                             sectors=volume.size // SECTOR)
         self._update(instance.uuid, change)
 
     def detach_volume(self, context: Any, connection_info: dict[str, Any],
                       instance: Instance, mountpoint: str) -> None:
-        """Forget the volume at ``mountpoint`` and emit a DeviceRemovedEvent."""
+        """Forget the volume at ``mountpoint`` and emit a DeviceRemovedEvent;
+        a running guest logs ``VIRTSTACK-DISK-REMOVED vdb``. DeviceNotFound
+        if nothing is attached there; DeviceDetachFailed (the volume stays)
+        if the guest holds on to it (``simulate_device_held``)."""
+        dev = mountpoint.rpartition("/")[2]
+
         def change(guest: FakeGuest) -> list[virtevent.Event]:
-            if guest.volumes.pop(mountpoint, None) is None:
+            self._refuse_suspended(guest, "detach_volume")
+            volume = guest.volumes.get(mountpoint)
+            if volume is None:
                 raise exception.DeviceNotFound(device=mountpoint, instance_id=guest.uuid)
-            return [virtevent.DeviceRemovedEvent(uuid=guest.uuid,
-                                                 dev=mountpoint.rpartition("/")[2])]
+            if volume.held and guest.power_state != power_state.SHUTDOWN:
+                raise exception.DeviceDetachFailed(
+                    device=dev, instance_id=guest.uuid, attempts=1,
+                    reason="the guest did not acknowledge the unplug (simulated)")
+            del guest.volumes[mountpoint]
+            self._guest_sees(guest, DISK_REMOVED_LINE, dev=dev)
+            return [virtevent.DeviceRemovedEvent(uuid=guest.uuid, dev=dev)]
         self._update(instance.uuid, change)
 
     def extend_volume(self, context: Any, connection_info: dict[str, Any],
@@ -548,12 +603,16 @@ class FakeDriver(ComputeDriver):
         volume_id = connection_info.get("data", {}).get("volume_id")
 
         def change(guest: FakeGuest) -> None:
-            for volume in guest.volumes.values():
-                if volume.connection_info.get("data", {}).get("volume_id") == volume_id:
+            for mountpoint, volume in guest.volumes.items():
+                if volume.volume_id == volume_id:
                     if requested_size < volume.size:
                         raise exception.Invalid(
                             reason=f"volume {volume_id} cannot shrink from {volume.size} "
                                    f"to {requested_size} bytes")
+                    if requested_size != volume.size:
+                        self._guest_sees(guest, DISK_RESIZED_LINE,
+                                         dev=mountpoint.rpartition("/")[2],
+                                         sectors=requested_size // SECTOR)
                     volume.size = requested_size
                     return
             raise exception.DeviceNotFound(device=volume_id, instance_id=guest.uuid)
@@ -619,6 +678,18 @@ class FakeDriver(ComputeDriver):
         self._transition(uuid, "shutdown", (power_state.RUNNING,), power_state.SHUTDOWN,
                          virtevent.EVENT_LIFECYCLE_STOPPED,
                          console=f"virtstack fake guest {uuid} reached target Power-Off")
+
+    def simulate_device_held(self, uuid: str, mountpoint: str, held: bool = True) -> None:
+        """The guest does (``held``) or no longer does ignore unplug requests
+        for the volume at ``mountpoint``: while it does, ``detach_volume`` of
+        a guest that is not shut off fails with DeviceDetachFailed and the
+        volume stays. InstanceNotFound / DeviceNotFound if there is no such
+        guest or volume."""
+        def change(guest: FakeGuest) -> None:
+            if mountpoint not in guest.volumes:
+                raise exception.DeviceNotFound(device=mountpoint, instance_id=guest.uuid)
+            guest.volumes[mountpoint].held = held
+        self._update(uuid, change)
 
     def simulate_crash(self, uuid: str) -> None:
         """The guest crashes: CRASHED, a kernel panic on its console and a

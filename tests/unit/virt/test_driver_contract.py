@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import uuid as uuidlib
 from typing import Any, Callable
 from unittest import mock
@@ -81,6 +82,22 @@ def _iscsi_connection_info(volume_id: str) -> dict[str, Any]:
                      "target_lun": 1, "volume_id": volume_id}}
 
 
+def _file_connection_info_in(volume_dir: str) -> Callable[[str], dict[str, Any]]:
+    """volume_id -> connection_info of a 1 GiB (sparse) raw file volume in
+    ``volume_dir``, made on first use: a volume the libvirt driver can
+    really attach."""
+    def make(volume_id: str) -> dict[str, Any]:
+        path = os.path.join(volume_dir, f"volume-{volume_id}")
+        if not os.path.exists(path):
+            os.makedirs(volume_dir, mode=0o711, exist_ok=True)
+            with open(path, "wb") as f:
+                f.truncate(GiB)
+        return {"driver_volume_type": "file",
+                "data": {"volume_id": volume_id, "device_path": path, "format": "raw",
+                         "access_mode": "rw"}}
+    return make
+
+
 def _fake_case(request: pytest.FixtureRequest) -> ContractCase:
     request.getfixturevalue("conf").config(group="fake_driver", latency={}, fail=[])
     driver = load_driver("fake")
@@ -103,7 +120,7 @@ def _libvirt_case(request: pytest.FixtureRequest) -> ContractCase:
 
     lv.require_libvirt()
     conf = request.getfixturevalue("conf")
-    lv.make_state_path(request, conf)
+    state_path = lv.make_state_path(request, conf)
     lv.configure(conf)
     request.getfixturevalue("database")
     image_meta = lv.register_test_image()
@@ -113,12 +130,43 @@ def _libvirt_case(request: pytest.FixtureRequest) -> ContractCase:
     return ContractCase(
         driver=driver, host="contract-host", image_meta=image_meta, flavor=lv.FLAVOR,
         network_info=[],  # no VIF driver yet: spawn refuses VIFs it cannot plug
-        connection_info=_iscsi_connection_info)
+        connection_info=_file_connection_info_in(os.path.join(state_path, "volumes")))
+
+
+def _fc_connection_info(volume_id: str) -> dict[str, Any]:
+    """A Fibre Channel volume the fake PowerVM SAN presents to the VIOS's
+    port 10000090FA1B6302 (fcs0 of the recorded VIOS)."""
+    return {"driver_volume_type": "fibre_channel",
+            "data": {"volume_id": volume_id, "target_wwn": ["500507680B215660"],
+                     "target_lun": abs(hash(volume_id)) % 250 + 1,
+                     "initiator_target_map": {"10000090FA1B6302": ["500507680B215660"]}}}
+
+
+def _powervm_case(request: pytest.FixtureRequest) -> ContractCase:
+    """The PowerVM driver (pypowervm) on the fake PowerVM REST session,
+    booting a small image file through the localdisk adapter."""
+    conf = request.getfixturevalue("conf")
+    conf.config(group="powervm", fake_session=True, disk_driver="localdisk",
+                volume_group_name="image_pool")
+    image = request.getfixturevalue("tmp_path") / "contract-image.raw"
+    image.write_bytes(b"\0" * 1024 * 1024)
+    driver = load_driver("powervm")
+    driver.init_host("contract-host")
+    request.addfinalizer(functools.partial(driver.cleanup_host, "contract-host"))
+    return ContractCase(
+        driver=driver, host="contract-host",
+        image_meta=ImageMeta(id=str(uuidlib.uuid4()), name="contract-image", disk_format="raw",
+                             size=image.stat().st_size, location=str(image)),
+        flavor=Flavor(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=512, root_gb=1),
+        network_info=[{"id": str(uuidlib.uuid4()), "address": "fa:16:3e:4c:2c:30",
+                       "type": "bridge", "network": {"bridge": "ETHERNET0", "label": "private"}}],
+        connection_info=_fc_connection_info)
 
 
 CONTRACT_DRIVERS: list[ContractDriver] = [
     ContractDriver("fake", _fake_case),
     ContractDriver("libvirt", _libvirt_case),
+    ContractDriver("powervm", _powervm_case),
 ]
 
 _CASE = pytest.StashKey[ContractCase]()
@@ -204,7 +252,8 @@ _CALLS: dict[str, Callable[[ContractCase, Instance], Any]] = {
         CTX, i, "contract-dest", c.flavor, c.network_info),
     "finish_migration": lambda c, i: c.driver.finish_migration(
         CTX, {}, i, "{}", c.network_info, c.image_meta, False),
-    "register_event_listener": lambda c, i: c.driver.register_event_listener(None),
+    # A listener, not None: unregistering is accepted from every driver.
+    "register_event_listener": lambda c, i: c.driver.register_event_listener(_noop),
     "get_available_resource": lambda c, i: c.driver.get_available_resource(
         c.driver.get_available_nodes()[0]),
     "get_host_uptime": lambda c, i: c.driver.get_host_uptime(),
@@ -507,6 +556,44 @@ def test_detach_frees_the_mountpoint(driver, case, running):
     driver.attach_volume(CTX, first, running, "/dev/vdb")  # would be DeviceInUse
     with pytest.raises(exception.DeviceInUse):
         driver.attach_volume(CTX, first, running, "/dev/vdc")
+
+
+def _mapping(connection_info: dict[str, Any], mount_device: str) -> dict[str, Any]:
+    return {"connection_info": connection_info, "mount_device": mount_device,
+            "boot_index": None, "disk_bus": "virtio", "device_type": "disk",
+            "delete_on_termination": False}
+
+
+@pytest.mark.operation("attach_volume")
+def test_attach_to_a_stopped_guest_is_there_after_power_on(driver, case, running):
+    connection_info = case.connection_info("vol-1")
+    driver.power_off(running)
+    driver.attach_volume(CTX, connection_info, running, "/dev/vdb")
+    assert _state(driver, running) == power_state.SHUTDOWN
+    driver.power_on(CTX, running, case.network_info)
+    with pytest.raises(exception.DeviceInUse):
+        driver.attach_volume(CTX, case.connection_info("vol-2"), running, "/dev/vdb")
+    driver.detach_volume(CTX, connection_info, running, "/dev/vdb")
+
+
+@pytest.mark.operation("attach_volume")
+def test_spawn_attaches_the_mapped_volumes(driver, case, instance):
+    connection_info = case.connection_info("vol-1")
+    driver.spawn(CTX, instance, case.image_meta, case.network_info, block_device_info={
+        "root_device_name": None, "block_device_mapping": [_mapping(connection_info, "/dev/vdb")]})
+    assert _state(driver, instance) == power_state.RUNNING
+    with pytest.raises(exception.DeviceInUse):
+        driver.attach_volume(CTX, case.connection_info("vol-2"), instance, "/dev/vdb")
+    driver.detach_volume(CTX, connection_info, instance, "/dev/vdb")
+
+
+@pytest.mark.operation("attach_volume")
+def test_destroy_with_volumes_attached(driver, case, running):
+    connection_info = case.connection_info("vol-1")
+    driver.attach_volume(CTX, connection_info, running, "/dev/vdb")
+    driver.destroy(CTX, running, case.network_info, {
+        "root_device_name": None, "block_device_mapping": [_mapping(connection_info, "/dev/vdb")]})
+    assert not driver.instance_exists(running)
 
 
 @pytest.mark.operation("attach_volume")

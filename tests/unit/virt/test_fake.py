@@ -432,3 +432,76 @@ def test_capabilities_are_class_level_and_read_only(driver, make_driver):
         capability_key(op): op not in ("live_migration", "cold_migration") for op in OPERATIONS}
     assert dict(ComputeDriver.capabilities) == {
         capability_key(op): op in REQUIRED_OPERATIONS for op in OPERATIONS}
+
+
+# -- volumes as the guest sees them ----------------------------------------------------
+
+def test_a_running_guest_logs_volumes_coming_growing_and_going(driver, guest):
+    driver.attach_volume(CTX, _volume("v1", size=1), guest, "/dev/vdb")
+    driver.extend_volume(CTX, _volume("v1"), guest, 2 * GiB)
+    driver.extend_volume(CTX, _volume("v1"), guest, 2 * GiB)  # no change, no line
+    driver.detach_volume(CTX, _volume("v1"), guest, "/dev/vdb")
+    lines = driver.get_console_output(CTX, guest).decode().splitlines()
+    assert lines[-3:] == [f"VIRTSTACK-DISK-ADDED vdb {GiB // 512}",
+                          f"VIRTSTACK-DISK-RESIZED vdb {2 * GiB // 512}",
+                          "VIRTSTACK-DISK-REMOVED vdb"]
+
+
+def test_a_stopped_guest_logs_nothing_but_keeps_the_volume(driver, guest):
+    driver.power_off(guest)
+    before = driver.get_console_output(CTX, guest)
+    driver.attach_volume(CTX, _volume("v1", size=1), guest, "/dev/vdb")
+    assert driver.get_console_output(CTX, guest) == before
+    driver.power_on(CTX, guest)
+    assert driver.get_guest(guest.uuid).volumes["/dev/vdb"].size == GiB
+
+
+def test_a_volume_attached_twice_is_a_conflict(driver, guest):
+    driver.attach_volume(CTX, _volume("v1"), guest, "/dev/vdb")
+    with pytest.raises(exception.Conflict, match="v1 is already attached .* at /dev/vdb"):
+        driver.attach_volume(CTX, _volume("v1"), guest, "/dev/vdc")
+    assert list(driver.get_guest(guest.uuid).volumes) == ["/dev/vdb"]
+
+
+def test_volumes_of_a_suspended_guest_cannot_change(driver, guest):
+    driver.attach_volume(CTX, _volume("v1"), guest, "/dev/vdb")
+    driver.suspend(CTX, guest)
+    with pytest.raises(exception.InstanceInvalidState, match="suspended"):
+        driver.attach_volume(CTX, _volume("v2"), guest, "/dev/vdc")
+    with pytest.raises(exception.InstanceInvalidState, match="suspended"):
+        driver.detach_volume(CTX, _volume("v1"), guest, "/dev/vdb")
+    assert list(driver.get_guest(guest.uuid).volumes) == ["/dev/vdb"]
+
+
+def test_a_held_volume_fails_to_detach_and_stays(driver, guest, event_recorder):
+    driver.attach_volume(CTX, _volume("v1"), guest, "/dev/vdb")
+    driver.simulate_device_held(guest.uuid, "/dev/vdb")
+    driver.register_event_listener(event_recorder)
+    with pytest.raises(exception.DeviceDetachFailed, match="vdb was not detached"):
+        driver.detach_volume(CTX, _volume("v1"), guest, "/dev/vdb")
+    assert list(driver.get_guest(guest.uuid).volumes) == ["/dev/vdb"]
+    assert event_recorder.events == []
+    driver.simulate_device_held(guest.uuid, "/dev/vdb", held=False)
+    driver.detach_volume(CTX, _volume("v1"), guest, "/dev/vdb")
+    assert driver.get_guest(guest.uuid).volumes == {}
+
+
+def test_a_held_volume_of_a_stopped_guest_detaches(driver, guest):
+    driver.attach_volume(CTX, _volume("v1"), guest, "/dev/vdb")
+    driver.simulate_device_held(guest.uuid, "/dev/vdb")
+    driver.power_off(guest)
+    driver.detach_volume(CTX, _volume("v1"), guest, "/dev/vdb")  # no guest to ask
+    assert driver.get_guest(guest.uuid).volumes == {}
+
+
+def test_simulate_device_held_of_nothing_attached_is_device_not_found(driver, guest):
+    with pytest.raises(exception.DeviceNotFound):
+        driver.simulate_device_held(guest.uuid, "/dev/vdz")
+
+
+def test_injected_attach_failure_attaches_nothing(driver, guest):
+    driver.inject_failure("attach_volume")
+    with pytest.raises(exception.VirtstackException, match="Injected failure"):
+        driver.attach_volume(CTX, _volume("v1"), guest, "/dev/vdb")
+    assert driver.get_guest(guest.uuid).volumes == {}
+    driver.attach_volume(CTX, _volume("v1"), guest, "/dev/vdb")  # only the next call failed

@@ -542,6 +542,23 @@ class Domain(ConfigObject):
         return [d for d in self.devices if isinstance(d, cls)]
 
 
+# -- secrets -------------------------------------------------------------------
+
+class Secret(ConfigObject):
+    """``<secret>`` (``virSecretDefineXML``): a credential QEMU needs, such as
+    a volume's CHAP password. The value is set apart (``virSecretSetValue``)
+    and never appears in XML."""
+
+    ROOT = "secret"
+    ephemeral = XMLProperty("./@ephemeral", YESNO)
+    private = XMLProperty("./@private", YESNO)
+    uuid = XMLProperty("./uuid")
+    description = XMLProperty("./description")
+    #: Only iSCSI usage is modelled (its id is ``<target>``; other types name it otherwise).
+    usage_type = XMLProperty("./usage/@type", choices=("iscsi",))
+    usage_target = XMLProperty("./usage/target")
+
+
 # -- host capabilities ---------------------------------------------------------
 
 class CapsHostCPU(ConfigObject):

@@ -10,12 +10,15 @@ spec asks.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import errno
 import mmap
 import os
+import re
 import uuid
 
+from virtstack import exception
 from virtstack.objects import ImageMeta, Instance
 from virtstack.virt.libvirt import config
 
@@ -53,9 +56,10 @@ class GuestFiles:
 
     ``kernel_path``/``ramdisk_path`` are the image's kernel and ramdisk,
     fetched because the image names a ``kernel_id``/``ramdisk_id``.
+    ``root_disk_path`` is None when the guest boots from a volume.
     """
 
-    root_disk_path: str
+    root_disk_path: str | None
     root_disk_format: str  # "raw" or "qcow2"
     console_log_path: str
     kernel_path: str | None = None
@@ -113,6 +117,162 @@ def build_file_disk(path: str, target_dev: str, driver_type: str, cache_mode: st
                        target_dev=target_dev, target_bus=bus, serial=serial)
 
 
+# -- volumes -----------------------------------------------------------------
+
+#: Volumes are hot-plugged, which virtio-blk does (through ACPI PCI hot-plug)
+#: and the emulated IDE/SATA buses do not; a CD-ROM cannot be hot-plugged.
+VOLUME_BUSES = ("virtio",)
+VOLUME_DEVICE_TYPES = ("disk",)
+#: What a virtio disk is called in the guest: vda, vdb, ..., vdz, vdaa, ...
+_VIRTIO_DEV = re.compile(r"^vd[a-z]+$")
+#: CHAP secrets are named ``virtstack:<instance uuid>:<volume id>`` (their
+#: usage id, what ``virsh secret-list`` shows), so those of one instance can
+#: be found and removed with it.
+SECRET_USAGE_PREFIX = "virtstack:"
+_SECRET_NAMESPACE = uuid.UUID("0c9b7f52-61d5-4f0e-9a5e-7d1f3c0e2a44")
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeSource:
+    """Where a volume's bytes are, as its connector found them.
+
+    ``source_type`` ``file`` or ``block`` (``path`` names it) or ``network``
+    (``protocol`` ``iscsi``, ``name`` ``"<target iqn>/<lun>"``, ``portal``
+    ``("127.0.0.1", 3260)``; ``initiator_iqn`` is the name QEMU presents;
+    ``auth_username`` + ``auth_secret_uuid`` the CHAP login, whose password
+    is in that libvirt secret). ``direct_io`` says the file or device can
+    be opened with O_DIRECT (a host fact the connector probed);
+    ``read_only``, that the volume service exported it read-only.
+    """
+
+    volume_id: str
+    source_type: str
+    path: str | None = None
+    format: str = "raw"
+    direct_io: bool = True
+    read_only: bool = False
+    protocol: str | None = None
+    name: str | None = None
+    portal: tuple[str, int] | None = None
+    initiator_iqn: str | None = None
+    auth_username: str | None = None
+    auth_secret_uuid: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeTarget:
+    """Where a volume goes in the guest: ``dev`` (``vdb``), ``bus``, ``device``."""
+
+    dev: str
+    bus: str = "virtio"
+    device: str = "disk"
+
+
+def volume_target(mountpoint: str, disk_bus: str | None = None,
+                  device_type: str | None = None) -> VolumeTarget:
+    """The target of a volume reserved at ``mountpoint`` (``/dev/vdb``).
+
+    Bus and device type default to virtio and disk, the only ones that can
+    be hot-plugged; ``Invalid`` (saying what is accepted) for anything else
+    or a mountpoint that is no virtio disk name.
+    """
+    bus, device = disk_bus or "virtio", device_type or "disk"
+    if bus not in VOLUME_BUSES:
+        raise exception.Invalid(reason=f"disk_bus {bus!r} cannot take volumes here; "
+                                       f"supported: {', '.join(VOLUME_BUSES)}")
+    if device not in VOLUME_DEVICE_TYPES:
+        raise exception.Invalid(reason=f"device_type {device!r} cannot be a volume here; "
+                                       f"supported: {', '.join(VOLUME_DEVICE_TYPES)}")
+    dev = mountpoint[len("/dev/"):] if isinstance(mountpoint, str) and \
+        mountpoint.startswith("/dev/") else ""
+    if not _VIRTIO_DEV.match(dev):
+        raise exception.Invalid(reason=f"mountpoint {mountpoint!r} is not a virtio disk "
+                                       "name (/dev/vdb, /dev/vdc, ...)")
+    return VolumeTarget(dev=dev, bus=bus, device=device)
+
+
+def build_volume_disk(source: VolumeSource, target: VolumeTarget) -> config.Disk:
+    """The ``<disk>`` of a volume.
+
+    The serial is the volume id, so the guest can tell its volumes apart
+    (virtio-blk shows it the first 20 characters, as ``/sys/block/vdX/serial``
+    and ``/dev/disk/by-id/virtio-<serial>``). The host page cache is
+    bypassed (``cache='none'``) wherever O_DIRECT works: always for network
+    volumes (QEMU's iSCSI client has no page cache to use), and for files
+    and devices that support it, so writes the guest flushed are on the
+    volume when another host attaches it; ``writeback`` otherwise, since
+    QEMU cannot open the disk with ``none`` there.
+    """
+    cache = "none" if source.source_type == "network" or source.direct_io else "writeback"
+    disk = config.Disk(source_type=source.source_type, device=target.device,
+                       driver_name="qemu", driver_type=source.format, driver_cache=cache,
+                       target_dev=target.dev, target_bus=target.bus, serial=source.volume_id,
+                       readonly=source.read_only or None)
+    if source.source_type == "file":
+        disk.source_file = source.path
+    elif source.source_type == "block":
+        disk.source_dev = source.path
+    else:
+        disk.source_protocol = source.protocol
+        disk.source_name = source.name
+        if source.portal is not None:
+            disk.source_hosts = [config.DiskSourceHost(name=source.portal[0],
+                                                       port=source.portal[1])]
+        disk.source_initiator_iqn = source.initiator_iqn
+        if source.auth_username:
+            disk.auth_username = source.auth_username
+            disk.auth_secret_type = "iscsi"
+            disk.auth_secret_uuid = source.auth_secret_uuid
+    return disk
+
+
+def volume_mappings(block_device_info: dict | None) -> list[tuple[dict, VolumeTarget]]:
+    """(connection_info, target) of each volume of ``block_device_info``
+    (``{"block_device_mapping": [{"connection_info": {...}, "mount_device":
+    "/dev/vdb", "boot_index": None, "disk_bus": "virtio", "device_type":
+    "disk"}, ...]}``), in order. The mapping with ``boot_index`` 0 is the
+    root disk and goes to ``vda`` whatever its mount_device says. ``Invalid``
+    for two roots, a device name used twice or a target ``volume_target``
+    refuses."""
+    found: list[tuple[dict, VolumeTarget]] = []
+    for bdm in (block_device_info or {}).get("block_device_mapping") or []:
+        root = bdm.get("boot_index") == 0
+        mountpoint = f"/dev/{ROOT_DEVICE}" if root else bdm.get("mount_device")
+        target = volume_target(mountpoint, bdm.get("disk_bus"), bdm.get("device_type"))
+        if root and any(t.dev == ROOT_DEVICE for _, t in found):
+            raise exception.Invalid(reason="two block device mappings have boot_index 0")
+        if any(t.dev == target.dev for _, t in found):
+            raise exception.Invalid(reason=f"two block device mappings use /dev/{target.dev}")
+        found.append((bdm.get("connection_info") or {}, target))
+    return found
+
+
+def boots_from_volume(block_device_info: dict | None) -> bool:
+    """Whether a volume is the root disk (a mapping with ``boot_index`` 0)."""
+    return any(bdm.get("boot_index") == 0
+               for bdm in (block_device_info or {}).get("block_device_mapping") or [])
+
+
+def secret_usage(instance_uuid: str, volume_id: str) -> str:
+    """The usage id of the CHAP secret of ``volume_id`` attached to ``instance_uuid``."""
+    return f"{SECRET_USAGE_PREFIX}{instance_uuid}:{volume_id}"
+
+
+def build_chap_secret(instance_uuid: str, volume_id: str) -> config.Secret:
+    """The libvirt secret holding a volume's CHAP password for one guest.
+
+    Its uuid is derived from instance and volume, so defining it again is an
+    update and removing it needs nothing remembered. Persistent (a guest
+    started after a libvirtd restart still logs in) and private (libvirt
+    never hands the value out again).
+    """
+    usage = secret_usage(instance_uuid, volume_id)
+    return config.Secret(
+        ephemeral=False, private=True, uuid=str(uuid.uuid5(_SECRET_NAMESPACE, usage)),
+        description=f"CHAP password of volume {volume_id} for instance {instance_uuid}",
+        usage_type="iscsi", usage_target=usage)
+
+
 def build_console_devices(log_path: str, via_virtlogd: bool) -> list[config.ConfigObject]:
     """Serial port 0 logging to ``log_path``, and the console on it.
 
@@ -161,7 +321,10 @@ def build_os(instance: Instance, image_meta: ImageMeta, host: HostFacts,
 
     Direct kernel boot happens when the instance or image names a
     ``kernel_id`` (and ``ramdisk_id``); ``files`` must then hold their paths.
-    Raises ``ValueError`` when ids and paths do not match up.
+    A guest whose root disk is a volume (no ``root_disk_path``) boots it by
+    the disk's own boot order instead of ``<boot dev='hd'>`` (libvirt takes
+    one or the other). Raises ``ValueError`` when ids and paths do not
+    match up.
     """
     os_conf = config.OS(os_type="hvm", arch=host.arch,
                         machine=image_meta.properties.get("hw_machine_type"))
@@ -180,7 +343,7 @@ def build_os(instance: Instance, image_meta: ImageMeta, host: HostFacts,
         os_conf.kernel = files.kernel_path
         os_conf.initrd = files.ramdisk_path
         os_conf.cmdline = image_meta.properties.get("os_command_line") or DEFAULT_KERNEL_CMDLINE
-    else:
+    elif files.root_disk_path is not None:
         os_conf.boot_devs = ["hd"]
     return os_conf
 
@@ -196,18 +359,43 @@ def build_clock(host: HostFacts) -> config.Clock:
 
 
 def build_domain(instance: Instance, image_meta: ImageMeta, host: HostFacts,
-                 files: GuestFiles) -> config.Domain:
+                 files: GuestFiles,
+                 volume_disks: list[config.Disk] | None = None) -> config.Domain:
     """The whole definition of ``instance``'s guest.
 
     Sized by the flavor; ACPI on (the power button for soft shutdown, PCI
     hot-plug for volumes); root disk ``vda`` on virtio with the host's cache
-    mode; serial console logged to ``files.console_log_path``; VNC on
-    ``host.vnc_listen`` with a libvirt-chosen port.
+    mode, or (no ``files.root_disk_path``: boot from volume) the volume
+    disk of ``volume_disks`` at ``vda``; then the other volume disks;
+    serial console logged to ``files.console_log_path``; VNC on
+    ``host.vnc_listen`` with a libvirt-chosen port. ``ValueError`` when a
+    guest without a root disk file has no volume at ``vda`` or one with a
+    root disk file has one there too.
     """
     flavor = instance.flavor
+    volume_disks = list(volume_disks or [])
+    root_volume = [d for d in volume_disks if d.target_dev == ROOT_DEVICE]
+    if files.root_disk_path is None:
+        if not root_volume:
+            raise ValueError(f"instance {instance.uuid} has neither a root disk file nor a "
+                             f"volume at {ROOT_DEVICE}")
+        disks = volume_disks
+    else:
+        if root_volume:
+            raise ValueError(f"instance {instance.uuid} has a root disk file and a volume "
+                             f"at {ROOT_DEVICE}")
+        disks = [build_file_disk(files.root_disk_path, ROOT_DEVICE, files.root_disk_format,
+                                 host.disk_cache_mode), *volume_disks]
+    # The root disk first: firmware and kernel enumerate disks in this order.
+    disks.sort(key=lambda d: d.target_dev != ROOT_DEVICE)
+    os_conf = build_os(instance, image_meta, host, files)
+    if files.root_disk_path is None and not os_conf.kernel:
+        # Firmware boot from the volume: by the disk's boot order (build_os
+        # left out <boot dev=>). A copy: the caller's disk stays as it was.
+        disks[0] = copy.copy(disks[0])
+        disks[0].boot_order = 1
     devices: list[config.ConfigObject] = [
-        build_file_disk(files.root_disk_path, ROOT_DEVICE, files.root_disk_format,
-                        host.disk_cache_mode),
+        *disks,
         *build_console_devices(files.console_log_path, host.console_via_virtlogd),
         config.Input(input_type="tablet", bus="usb"),  # absolute pointer for VNC
         build_graphics(host.vnc_listen),
@@ -220,7 +408,7 @@ def build_domain(instance: Instance, image_meta: ImageMeta, host: HostFacts,
         uuid=instance.uuid,
         memory_kib=flavor.memory_mb * 1024,
         vcpus=flavor.vcpus,
-        os=build_os(instance, image_meta, host, files),
+        os=os_conf,
         features=config.Features(acpi=True, apic=True),
         clock=build_clock(host),
         on_poweroff="destroy",

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
-import sys
+import socket
 import types
 from typing import Any, Callable, Mapping
 
@@ -31,20 +30,22 @@ from virtstack.virt.driver import (OPERATIONS, ComputeDriver, ConsoleVNC, Instan
                                    capability_key)
 from virtstack.virt.libvirt import config, designer, flows, imagebackend
 from virtstack.virt.libvirt import host as libvirt_host
+from virtstack.virt.libvirt import volume
 from virtstack.virt.libvirt.guest import Guest
+from virtstack.virt.libvirt.volume import flows as volume_flows
+from virtstack.virt.libvirt.volume import initiator
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_URI = "qemu:///system"
-#: What this driver implements. Not (yet): VIFs (no networking), volumes
-#: (attach/extend: a later issue), rescue, migrations.
+#: What this driver implements. Not (yet): VIFs (no networking), rescue,
+#: migrations.
 _DECLARED = frozenset({
     "spawn", "destroy", "reboot_soft", "reboot_hard", "power_off", "power_on", "pause",
-    "suspend", "snapshot", "volume_connector", "console_output", "vnc_console",
-    "lifecycle_events", "host_resources"})
+    "suspend", "snapshot", "attach_volume", "extend_volume", "volume_connector",
+    "console_output", "vnc_console", "lifecycle_events", "host_resources"})
 #: get_console_output returns at most the last this many bytes.
 MAX_CONSOLE_BYTES = 100 * 1024
-ISCSI_INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
 
 
 class LibvirtDriver(ComputeDriver):
@@ -64,6 +65,7 @@ class LibvirtDriver(ComputeDriver):
                                        event_handler=self.emit_event)
         self._backend = imagebackend.get_backend(CONF.libvirt.images_type, CONF.state_path)
         self._facts: designer.HostFacts | None = None
+        self._volume_connectors: volume.VolumeConnectors | None = None
         self._runner = FlowRunner(f"libvirt:{self._nodename}", persist=False)
 
     @property
@@ -91,6 +93,7 @@ class LibvirtDriver(ComputeDriver):
                 f"way to {self._backend.instances_dir}: make them o+x or set [DEFAULT] "
                 "state_path to a directory under one it can traverse (e.g. /var/lib)."))
         self._host_facts()
+        self._volumes()
 
     def cleanup_host(self, host: str) -> None:
         """Close the connection; guests keep running."""
@@ -107,6 +110,16 @@ class LibvirtDriver(ComputeDriver):
                 console_via_virtlogd=self._host.console_via_virtlogd(),
                 arch=self._host.get_arch())
         return self._facts
+
+    def _volumes(self) -> volume.VolumeConnectors:
+        """The volume connectors, made once: who logs in to iSCSI targets
+        (``[libvirt] iscsi_initiator``) and as which initiator name."""
+        if self._volume_connectors is None:
+            iqn = initiator.initiator_iqn(CONF.libvirt.iscsi_initiator_iqn, CONF.state_path,
+                                          self._nodename)
+            self._volume_connectors = volume.VolumeConnectors(
+                self._host, initiator.choose_initiator(CONF.libvirt.iscsi_initiator), iqn)
+        return self._volume_connectors
 
     def get_available_resource(self, nodename: str) -> dict[str, Any]:
         if nodename != self._nodename:
@@ -159,7 +172,16 @@ class LibvirtDriver(ComputeDriver):
               power_on: bool = True) -> None:
         """Run the spawn flow (``flows.get_spawn_flow``). ``InstanceExists``
         if a domain has this uuid or name; anything the flow made is removed
-        when it fails. ``NotSupported`` for VIFs or block-device mappings."""
+        when it fails. ``NotSupported`` for VIFs.
+
+        ``block_device_info``'s volumes are connected and in the domain from
+        the start, e.g. ``{"root_device_name": "/dev/vda",
+        "block_device_mapping": [{"connection_info": {...}, "mount_device":
+        "/dev/vda", "boot_index": 0, "disk_bus": "virtio", "device_type":
+        "disk", "delete_on_termination": False}]}``; the mapping with
+        ``boot_index`` 0 is the root disk (boot from volume: no disk is made
+        from the image, whose kernel and ramdisk are still booted if it
+        names them)."""
         if (self._host.find_guest(instance.uuid) is not None
                 or self._host.find_guest_by_name(instance.name) is not None):
             raise exception.InstanceExists(name=instance.name)
@@ -171,6 +193,7 @@ class LibvirtDriver(ComputeDriver):
                              "image_meta": image_meta, "image_paths": store.path,
                              "network_info": network_info or [],
                              "block_device_info": block_device_info or {},
+                             "volumes": self._volumes(),
                              "running_timeout": CONF.libvirt.running_timeout})
         LOG.info("Spawned %s (%s)", instance.name, instance.uuid)
 
@@ -179,13 +202,16 @@ class LibvirtDriver(ComputeDriver):
                 block_device_info: dict[str, Any] | None = None,
                 destroy_disks: bool = True) -> None:
         """Power off and undefine the domain (with its managed-save image),
-        then (``destroy_disks``) remove the instance directory: disk,
-        overlay, kernel, console log. Idempotent; finishes the cleanup
-        whether or not a domain exists."""
+        disconnect the volumes of ``block_device_info`` and remove every
+        host-side trace of the guest's volumes (CHAP secrets), then
+        (``destroy_disks``) remove the instance directory: disk, overlay,
+        kernel, console log. Volumes themselves are the volume service's.
+        Idempotent; finishes the cleanup whether or not a domain exists."""
         self._runner.run("destroy", instance.uuid, flows.get_destroy_flow,
                          factory_kwargs={"destroy_disks": destroy_disks},
                          transient={"host": self._host, "backend": self._backend,
-                                    "instance": instance})
+                                    "instance": instance, "volumes": self._volumes(),
+                                    "block_device_info": block_device_info or {}})
 
     # -- power -------------------------------------------------------------------
 
@@ -327,7 +353,8 @@ class LibvirtDriver(ComputeDriver):
 
     def _root_disk(self, guest: Guest) -> config.Disk:
         disk = guest.find_disk(designer.ROOT_DEVICE, inactive=True)
-        if disk is None or not disk.source_file:
+        # A volume (it has a serial) is the volume service's to snapshot.
+        if disk is None or not disk.source_file or disk.serial:
             raise exception.InstanceInvalidState(
                 action="snapshot", instance_uuid=guest.uuid, attr="root disk",
                 state="not a local file")
@@ -336,13 +363,102 @@ class LibvirtDriver(ComputeDriver):
     # -- volumes -------------------------------------------------------------------
 
     def get_volume_connector(self, instance: Instance) -> dict[str, Any]:
-        """This host as a volume client. The initiator is the host's
-        open-iscsi name when it has one, else a name of our own; QEMU's
-        built-in iSCSI client (which attaches volumes here) can present
-        either, so volume attach must put this one in the disk's source."""
-        return {"host": self._nodename, "ip": _host_ip(), "platform": platform.machine(),
-                "os_type": sys.platform, "multipath": False,
-                "initiator": _iscsi_initiator(self._nodename)}
+        """This host as a volume client, from os-brick, e.g. ``{"host":
+        "cmp1", "ip": "192.0.2.10", "platform": "x86_64", "os_type": "linux",
+        "multipath": False, "initiator": "iqn.2010-10.org.virtstack:cmp1:4f1c0a9e2b7d"}``.
+        The initiator is the name QEMU's iSCSI client presents too (see
+        ``volume.initiator``), so a target's ACL for it admits the guest."""
+        return initiator.connector_properties(_host_ip(), self._nodename,
+                                              self._volumes().initiator_iqn)
+
+    def _detach_limits(self) -> dict[str, Any]:
+        return {"detach_timeout": CONF.libvirt.device_detach_timeout,
+                "detach_attempts": CONF.libvirt.device_detach_attempts}
+
+    @staticmethod
+    def _refuse_suspended(guest: Guest, action: str) -> None:
+        # The saved memory image holds the device list of its time: a
+        # restore with another list fails.
+        if guest.has_managed_save():
+            raise exception.InstanceInvalidState(action=action, instance_uuid=guest.uuid,
+                                                 attr="power_state", state="suspended")
+
+    def attach_volume(self, context: Any, connection_info: dict[str, Any],
+                      instance: Instance, mountpoint: str,
+                      disk_bus: str | None = None,
+                      device_type: str | None = None) -> None:
+        """Connect the volume on this host and attach it at ``mountpoint``
+        (``/dev/vdb``): live and persistently when the guest runs (or is
+        paused), persistently only when it is shut off. Runs
+        ``volume.flows.get_attach_flow``: ``DeviceInUse`` if the target is
+        taken, ``Conflict`` if the volume is attached already,
+        ``VolumeDriverNotFound`` for a type this host cannot attach,
+        ``Invalid`` for a bus, device type or mountpoint it cannot use,
+        ``InstanceInvalidState`` for a suspended guest; on any failure no
+        disk and no CHAP secret is left."""
+        guest = self._host.get_guest(instance)
+        self._refuse_suspended(guest, "attach_volume")
+        target = designer.volume_target(mountpoint, disk_bus, device_type)
+        connector = self._volumes().get(connection_info)
+        self._runner.run("attach_volume", instance.uuid, volume_flows.get_attach_flow,
+                         transient={"guest": guest, "instance": instance,
+                                    "connector": connector, "connection_info": connection_info,
+                                    "target": target, **self._detach_limits()})
+        LOG.info("Attached volume %s to %s at %s", connection_info["data"]["volume_id"],
+                 guest, mountpoint)
+
+    def detach_volume(self, context: Any, connection_info: dict[str, Any],
+                      instance: Instance, mountpoint: str) -> None:
+        """Detach the disk at ``mountpoint`` live (waiting for libvirt's
+        device-removed event, asking again up to ``[libvirt]
+        device_detach_attempts`` times, ``device_detach_timeout`` seconds
+        apart) and then from the persistent definition, then disconnect the
+        volume on this host (CHAP secret removed). ``DeviceNotFound`` if no
+        disk of this volume is at ``mountpoint``; ``DeviceDetachFailed`` if
+        the guest never lets go: the disk then stays attached, live and
+        persistently, and the volume connected."""
+        guest = self._host.get_guest(instance)
+        self._refuse_suspended(guest, "detach_volume")
+        connector = self._volumes().get(connection_info)
+        dev = mountpoint.rpartition("/")[2]
+        volume_id = (connection_info.get("data") or {}).get("volume_id")
+        disk = guest.find_disk(dev) or guest.find_disk(dev, inactive=True)
+        if disk is None or (volume_id and disk.serial != volume_id):
+            raise exception.DeviceNotFound(device=f"{mountpoint} (volume {volume_id})",
+                                           instance_id=instance.uuid)
+        limits = self._detach_limits()
+        guest.detach_disk(dev, timeout=limits["detach_timeout"],
+                          attempts=limits["detach_attempts"])
+        connector.disconnect(connection_info, instance)
+        LOG.info("Detached volume %s from %s at %s", volume_id, guest, mountpoint)
+
+    def extend_volume(self, context: Any, connection_info: dict[str, Any],
+                      instance: Instance, requested_size: int) -> None:
+        """Show the guest its volume grown to ``requested_size`` bytes (the
+        volume service grew the volume): the connector makes this host see
+        the new size, then ``virDomainBlockResize`` tells QEMU, which tells
+        the guest. A shut-off guest sees the size when it starts.
+        ``DeviceNotFound`` if the volume is not attached; ``Invalid`` if the
+        size is smaller than the guest's disk (that would cut it short)."""
+        guest = self._host.get_guest(instance)
+        connector = self._volumes().get(connection_info)
+        volume_id = (connection_info.get("data") or {}).get("volume_id")
+        active = guest.is_active()
+        disk = next((d for d in guest.get_disks(inactive=not active)
+                     if volume_id and d.serial == volume_id), None)
+        if disk is None:
+            raise exception.DeviceNotFound(device=f"volume {volume_id}",
+                                           instance_id=instance.uuid)
+        size = connector.extend(connection_info, instance, requested_size)
+        if not active:
+            return
+        current = guest.get_disk_capacity(disk.target_dev)
+        if size < current:
+            raise exception.Invalid(reason=f"volume {volume_id} cannot shrink from {current} "
+                                           f"to {size} bytes")
+        guest.block_resize(disk.target_dev, size)
+        LOG.info("Resized volume %s of %s (%s) to %d bytes", volume_id, guest,
+                 disk.target_dev, size)
 
     # -- consoles ------------------------------------------------------------------
 
@@ -379,21 +495,7 @@ class LibvirtDriver(ComputeDriver):
 
 
 def _host_ip() -> str:
-    import socket
-
     try:
         return socket.gethostbyname(socket.gethostname())
     except OSError:
         return "127.0.0.1"
-
-
-def _iscsi_initiator(nodename: str) -> str:
-    try:
-        with open(ISCSI_INITIATOR_FILE, encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.strip().partition("=")
-                if key == "InitiatorName" and value:
-                    return value
-    except OSError:
-        pass
-    return f"iqn.2010-10.org.virtstack:{nodename}"

@@ -2,8 +2,8 @@
 
 ``get_spawn_flow(power_on)`` (module level, as ``FlowRunner`` wants)::
 
-    CreateInstanceDir -> FetchKernelAndRamdisk -> CreateRootDisk -> DefineGuest
-        -> PlugVifs -> ConnectVolumes -> PowerOn -> WaitRunning
+    CreateInstanceDir -> FetchKernelAndRamdisk -> CreateRootDisk -> ConnectVolumes
+        -> DefineGuest -> PlugVifs -> PowerOn -> WaitRunning
 
 Each task makes one call and its ``revert`` undoes exactly that, so a
 failure anywhere leaves no domain, disk or directory behind. A task that
@@ -21,12 +21,15 @@ which destroys a half-built guest and runs spawn again after a crash):
 - ``facts``: ``designer.HostFacts``; ``instance``: ``objects.Instance``;
 - ``image_meta``: ``objects.ImageMeta``; ``image_paths``: a callable
   ``image_id -> local file path`` (the image store's ``path``);
-- ``network_info``: list of VIFs; ``block_device_info``: dict;
+- ``network_info``: list of VIFs; ``block_device_info``: dict (see
+  ``LibvirtDriver.spawn``); ``volumes``: the driver's
+  ``volume.VolumeConnectors``;
 - ``running_timeout``: seconds ``WaitRunning`` waits.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from typing import Any, Callable
@@ -37,6 +40,8 @@ from taskflow.patterns import linear_flow
 from virtstack import exception
 from virtstack.virt import power_state
 from virtstack.virt.libvirt import designer
+
+LOG = logging.getLogger(__name__)
 
 
 class CreateInstanceDir(task.Task):
@@ -74,11 +79,15 @@ class FetchKernelAndRamdisk(task.Task):
 
 class CreateRootDisk(task.Task):
     """Make the root disk from the image (cached base + overlay, or a flat
-    copy). Provides ``root_disk`` (``imagebackend.RootDisk``)."""
+    copy). Provides ``root_disk`` (``imagebackend.RootDisk``), None when a
+    volume is the root disk."""
 
     default_provides = "root_disk"
 
-    def execute(self, backend, instance, image_meta, image_paths: Callable[[str], str]):
+    def execute(self, backend, instance, image_meta, image_paths: Callable[[str], str],
+                block_device_info):
+        if designer.boots_from_volume(block_device_info):
+            return None
         # The location the caller knows, while it is there; else the store's.
         image_path = image_meta.location
         if not image_path or not os.path.exists(image_path):
@@ -89,16 +98,43 @@ class CreateRootDisk(task.Task):
         backend.remove_root_disk(instance.uuid)
 
 
+class ConnectVolumes(task.Task):
+    """Connect the volumes of ``block_device_info`` on this host (CHAP
+    secrets, logins) and provide their ``<disk>``s as ``volume_disks``.
+    Revert disconnects every mapping (idempotent: also those a failure cut
+    short) and removes whatever else the connectors keep for the guest."""
+
+    default_provides = "volume_disks"
+
+    def execute(self, volumes, instance, block_device_info) -> list:
+        disks = []
+        for connection_info, target in designer.volume_mappings(block_device_info):
+            source = volumes.get(connection_info).connect(connection_info, instance)
+            disks.append(designer.build_volume_disk(source, target))
+        return disks
+
+    def revert(self, volumes, instance, block_device_info, *args: Any, **kwargs: Any) -> None:
+        for bdm in (block_device_info or {}).get("block_device_mapping") or []:
+            connection_info = bdm.get("connection_info") or {}
+            try:
+                connector = volumes.get(connection_info)
+            except exception.VolumeDriverNotFound:
+                continue  # the failure itself: nothing was connected
+            connector.disconnect(connection_info, instance)
+        volumes.forget_instance(instance.uuid)
+
+
 class DefineGuest(task.Task):
     """Define the domain from the designer's XML; revert undefines it."""
 
     def execute(self, host, backend, facts, instance, image_meta, root_disk,
-                boot_files) -> None:
+                boot_files, volume_disks) -> None:
         files = designer.GuestFiles(
-            root_disk_path=root_disk.path, root_disk_format=root_disk.format,
+            root_disk_path=root_disk.path if root_disk else None,
+            root_disk_format=root_disk.format if root_disk else "raw",
             console_log_path=backend.console_log_path(instance.uuid),
             kernel_path=boot_files["kernel"], ramdisk_path=boot_files["ramdisk"])
-        domain = designer.build_domain(instance, image_meta, facts, files)
+        domain = designer.build_domain(instance, image_meta, facts, files, volume_disks)
         host.define_guest(domain.to_xml())
 
     def revert(self, host, instance, *args: Any, **kwargs: Any) -> None:
@@ -118,18 +154,6 @@ class PlugVifs(task.Task):
 
     def revert(self, *args: Any, **kwargs: Any) -> None:
         pass  # nothing was plugged
-
-
-class ConnectVolumes(task.Task):
-    """Block-device mappings (volumes to boot with). Not implemented yet:
-    a spawn with mappings fails here rather than boot without them."""
-
-    def execute(self, instance, block_device_info) -> None:
-        if (block_device_info or {}).get("block_device_mapping"):
-            raise exception.NotSupported(operation="attach_volume", driver="libvirt")
-
-    def revert(self, *args: Any, **kwargs: Any) -> None:
-        pass  # nothing was connected
 
 
 class PowerOn(task.Task):
@@ -163,9 +187,9 @@ def get_spawn_flow(power_on: bool = True) -> linear_flow.Flow:
         CreateInstanceDir("create_instance_dir"),
         FetchKernelAndRamdisk("fetch_kernel_and_ramdisk"),
         CreateRootDisk("create_root_disk"),
+        ConnectVolumes("connect_volumes"),
         DefineGuest("define_guest"),
         PlugVifs("plug_vifs"),
-        ConnectVolumes("connect_volumes"),
     )
     if power_on:
         flow.add(PowerOn("power_on"), WaitRunning("wait_running"))
@@ -257,7 +281,8 @@ def get_snapshot_flow() -> linear_flow.Flow:
 
 # -- destroy -------------------------------------------------------------------
 #
-# Inputs: ``host``, ``backend``, ``instance``. Each step is idempotent and
+# Inputs: ``host``, ``backend``, ``instance``, ``volumes`` (the driver's
+# ``volume.VolumeConnectors``), ``block_device_info``. Each step is idempotent and
 # finishes its part whether or not the earlier ones found anything; a
 # destroyed guest cannot be un-destroyed, so the reverts are no-ops and a
 # failed destroy is simply run again.
@@ -290,6 +315,24 @@ class UndefineGuest(task.Task):
         pass
 
 
+class DisconnectVolumes(task.Task):
+    """Disconnect the volumes of ``block_device_info`` on this host, then
+    remove whatever the connectors still keep for the guest (CHAP secrets of
+    volumes the caller no longer lists)."""
+
+    def execute(self, volumes, instance, block_device_info) -> None:
+        for bdm in (block_device_info or {}).get("block_device_mapping") or []:
+            connection_info = bdm.get("connection_info") or {}
+            try:
+                volumes.get(connection_info).disconnect(connection_info, instance)
+            except exception.VolumeDriverNotFound as exc:
+                LOG.warning("Destroying %s: not disconnecting a volume: %s", instance.uuid, exc)
+        volumes.forget_instance(instance.uuid)
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class DeleteInstanceFiles(task.Task):
     """Disk, overlay, kernel/ramdisk links, console log: the whole directory."""
 
@@ -302,7 +345,8 @@ class DeleteInstanceFiles(task.Task):
 
 def get_destroy_flow(destroy_disks: bool = True) -> linear_flow.Flow:
     flow = linear_flow.Flow("libvirt-destroy").add(
-        PowerOffGuest("power_off_guest"), UndefineGuest("undefine_guest"))
+        PowerOffGuest("power_off_guest"), UndefineGuest("undefine_guest"),
+        DisconnectVolumes("disconnect_volumes"))
     if destroy_disks:
         flow.add(DeleteInstanceFiles("delete_instance_files"))
     return flow

@@ -31,19 +31,20 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-#: Seconds one live detach request gets to be acknowledged by the guest
-#: (libvirt itself waits up to 5 s before returning), and how many requests
-#: are made before giving up: a guest still booting ignores the first.
+#: Defaults of ``detach_disk``: seconds one live detach request gets to be
+#: acknowledged by the guest (libvirt itself waits up to 5 s before
+#: returning), and how many requests are made before giving up (a guest
+#: still booting ignores the first). The driver passes ``[libvirt]
+#: device_detach_timeout`` and ``device_detach_attempts``.
 DETACH_TIMEOUT = 10.0
 DETACH_ATTEMPTS = 3
 #: How often a power-off that QEMU refuses (EBUSY: the process is still
 #: releasing a device) is tried.
 POWEROFF_ATTEMPTS = 3
 
-
-class DeviceDetachFailed(exception.VirtstackException):
-    msg_fmt = ("Device %(device)s was not detached from instance %(instance_id)s after "
-               "%(attempts)d requests: %(reason)s")
+#: Raised by ``detach_disk`` when the guest never lets go (kept here under
+#: its old name; callers outside the libvirt driver catch the exception's).
+DeviceDetachFailed = exception.DeviceDetachFailed
 
 
 @contextlib.contextmanager
@@ -207,9 +208,13 @@ class Guest:
             with _not_found_as(self.uuid):
                 self._domain.attachDeviceFlags(device.to_xml(pretty=False), flags)
 
+    def get_disks(self, inactive: bool = False) -> list[config.Disk]:
+        """The disks of the live (or, with ``inactive``, persistent) definition."""
+        return self.get_config(inactive=inactive).devices_of(config.Disk)
+
     def find_disk(self, target_dev: str, inactive: bool = False) -> config.Disk | None:
         """The disk at ``target_dev`` (``vdb``) in the live or persistent definition."""
-        for disk in self.get_config(inactive=inactive).devices_of(config.Disk):
+        for disk in self.get_disks(inactive=inactive):
             if disk.target_dev == target_dev:
                 return disk
         return None
@@ -221,7 +226,10 @@ class Guest:
 
         A live detach needs the guest's cooperation (ACPI hot-unplug): this
         waits for libvirt's device-removed event, asking again up to
-        ``attempts`` times, ``timeout`` seconds apart. Raises
+        ``attempts`` times, ``timeout`` seconds apart. The live detach comes
+        first and the persistent copy goes only after it succeeded, so a
+        guest that never lets go keeps the disk in both definitions (the
+        caller can say the volume is still in use). Raises
         ``DeviceNotFound`` if no such disk is attached where asked and
         ``DeviceDetachFailed`` if the guest never lets go.
         """
@@ -230,12 +238,12 @@ class Guest:
         persistent_disk = self.find_disk(target_dev, inactive=True) if persistent else None
         if live_disk is None and persistent_disk is None:
             raise exception.DeviceNotFound(device=target_dev, instance_id=self.uuid)
+        if live_disk is not None:
+            self._detach_live(live_disk, timeout, attempts)
         if persistent_disk is not None:
             with _not_found_as(self.uuid):
                 self._domain.detachDeviceFlags(persistent_disk.to_xml(pretty=False),
                                                libvirt.VIR_DOMAIN_AFFECT_CONFIG)
-        if live_disk is not None:
-            self._detach_live(live_disk, timeout, attempts)
 
     def _detach_live(self, disk: config.Disk, timeout: float, attempts: int) -> None:
         if self._host is None:
@@ -263,6 +271,11 @@ class Guest:
             self._host.forget_device_removal(self.uuid, alias)
         raise DeviceDetachFailed(device=disk.target_dev, instance_id=self.uuid,
                                  attempts=attempts, reason=reason)
+
+    def get_disk_capacity(self, target_dev: str) -> int:
+        """Bytes the guest sees on disk ``target_dev`` (``virDomainGetBlockInfo``)."""
+        with _not_found_as(self.uuid):
+            return int(self._domain.blockInfo(target_dev, 0)[0])
 
     def block_resize(self, target_dev: str, size_bytes: int) -> None:
         """Grow the running guest's disk ``target_dev`` to ``size_bytes``;

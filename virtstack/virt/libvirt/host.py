@@ -433,6 +433,40 @@ class Host:
         """Start a transient domain from ``xml``; it vanishes when it stops."""
         return self._guest(self.get_connection().createXML(xml, 0))
 
+    # -- secrets ---------------------------------------------------------
+
+    def define_secret(self, secret: config.Secret, value: bytes) -> None:
+        """Define (or redefine: same uuid) ``secret`` and set its value. The
+        value is never logged. If setting the value fails the secret is
+        undefined again, so there is no secret without its value."""
+        handle = self.get_connection().secretDefineXML(secret.to_xml(pretty=False), 0)
+        try:
+            handle.setValue(value, 0)
+        except libvirt.libvirtError:
+            handle.undefine()
+            raise
+
+    def list_secrets(self) -> list[config.Secret]:
+        """Every secret libvirtd holds (their definitions, not values)."""
+        secrets = []
+        for handle in self.get_connection().listAllSecrets(0):
+            try:
+                secrets.append(config.Secret.from_xml(handle.XMLDesc(0)))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_SECRET:
+                    raise  # else undefined while we listed
+        return secrets
+
+    def delete_secret(self, uuid: str) -> bool:
+        """Undefine the secret ``uuid``; whether there was one."""
+        try:
+            self.get_connection().secretLookupByUUIDString(uuid).undefine()
+            return True
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_SECRET:
+                return False
+            raise
+
     # -- facts -----------------------------------------------------------
 
     def get_capabilities(self) -> config.Capabilities:

@@ -130,6 +130,23 @@ def build_domain_volume_boot() -> config.Domain:
         ])
 
 
+def build_disk_volume_file() -> config.Disk:
+    """A file volume exported read-only, as the designer makes volume disks."""
+    return config.Disk(
+        source_type="file", device="disk", driver_name="qemu", driver_type="qcow2",
+        driver_cache="none", source_file="/var/lib/virtstack/volumes/volume-3b9c",
+        target_dev="vdc", target_bus="virtio", serial="3b9c5e1d-7a2f-4c1e-9d8b-6f0a2e4c1b7d",
+        readonly=True)
+
+
+def build_secret_chap() -> config.Secret:
+    """The libvirt secret that hands a volume's CHAP password to QEMU."""
+    return config.Secret(
+        ephemeral=False, private=True, uuid="4c7d1f52-2b0e-4a4b-9d6e-2f1c9a3b5e10",
+        description="CHAP password of volume 8f1e for instance c7a5",
+        usage_type="iscsi", usage_target="virtstack:c7a5:8f1e")
+
+
 def build_capabilities_host() -> config.Capabilities:
     """What the driver reads of ``virConnectGetCapabilities`` (libvirt says more)."""
     return config.Capabilities(
@@ -146,6 +163,8 @@ GOLDEN = {
     "domain-disk-boot.xml": build_domain_disk_boot,
     "domain-volume-boot.xml": build_domain_volume_boot,
     "disk-iscsi.xml": build_disk_iscsi,
+    "disk-volume-file.xml": build_disk_volume_file,
+    "secret-chap.xml": build_secret_chap,
     "capabilities-host.xml": build_capabilities_host,
 }
 
@@ -217,17 +236,18 @@ def test_config_classes_lists_every_device_and_nested_element():
     names = {cls.__name__ for cls in config.config_classes()}
     assert names == {"Domain", "OS", "Features", "Clock", "Timer", "Disk", "DiskSourceHost",
                      "Interface", "Serial", "Console", "Graphics", "Input", "Video",
-                     "MemBalloon", "Controller", "Capabilities", "CapsHostCPU", "CapsGuest"}
+                     "MemBalloon", "Controller", "Secret", "Capabilities", "CapsHostCPU",
+                     "CapsGuest"}
 
 
 # -- against libvirt's schema -------------------------------------------------
 
-def validate_domain_xml(xml: str, tmp_path) -> None:
+def validate_domain_xml(xml: str, tmp_path, schema: str = "domain") -> None:
     if shutil.which("virt-xml-validate") is None or shutil.which("xmllint") is None:
         pytest.skip("virt-xml-validate/xmllint not installed (tools/install-libvirt.sh)")
-    path = tmp_path / "domain.xml"
+    path = tmp_path / f"{schema}.xml"
     path.write_text(xml)
-    proc = subprocess.run(["virt-xml-validate", str(path), "domain"],
+    proc = subprocess.run(["virt-xml-validate", str(path), schema],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -237,10 +257,21 @@ def test_golden_domain_is_valid_libvirt_xml(name, tmp_path):
     validate_domain_xml(read_golden(name), tmp_path)
 
 
-def test_golden_disk_is_valid_inside_a_domain(tmp_path):
+@pytest.mark.parametrize("name", sorted(n for n in GOLDEN if n.startswith("disk-")))
+def test_golden_disk_is_valid_inside_a_domain(name, tmp_path):
     domain = config.Domain(virt_type="qemu", name="probe", memory_kib=65536,
-                           os=config.OS(os_type="hvm"), devices=[parse_golden("disk-iscsi.xml")])
+                           os=config.OS(os_type="hvm"), devices=[parse_golden(name)])
     validate_domain_xml(domain.to_xml(), tmp_path)
+
+
+def test_golden_secret_is_valid_libvirt_xml(tmp_path):
+    validate_domain_xml(read_golden("secret-chap.xml"), tmp_path, schema="secret")
+
+
+def test_secret_xml_has_no_place_for_the_value():
+    # The password goes through virSecretSetValue, never through XML.
+    assert {m.name for m in config.Secret.MEMBERS} == {
+        "ephemeral", "private", "uuid", "description", "usage_type", "usage_target"}
 
 
 # -- behaviour of the declarations -------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import shutil
@@ -10,6 +11,7 @@ from unittest import mock
 
 import pytest
 
+from virtstack import exception
 from virtstack.objects import Flavor, ImageMeta, Instance
 from virtstack.virt.libvirt import config, designer
 
@@ -237,3 +239,154 @@ def test_einval_from_the_write_means_no_direct_io_and_the_file_is_removed(tmp_pa
 def test_other_errors_from_the_probe_are_raised(tmp_path):
     with pytest.raises(FileNotFoundError):
         designer.supports_direct_io(str(tmp_path / "missing"))
+
+
+# -- volumes -------------------------------------------------------------------
+
+FILE_VOLUME = designer.VolumeSource(volume_id="3b9c5e1d-7a2f-4c1e-9d8b-6f0a2e4c1b7d",
+                                    source_type="file", path="/vols/volume-3b9c", format="qcow2")
+ISCSI_VOLUME = designer.VolumeSource(
+    volume_id="8f1e", source_type="network", protocol="iscsi",
+    name="iqn.2010-10.org.virtstack:volume-8f1e/1", portal=("127.0.0.1", 3260),
+    initiator_iqn="iqn.2010-10.org.virtstack:host:abc", auth_username="chap-user",
+    auth_secret_uuid="4c7d1f52-2b0e-4a4b-9d6e-2f1c9a3b5e10", direct_io=False)
+VDB = designer.VolumeTarget(dev="vdb")
+
+
+def test_volume_target_defaults_to_a_virtio_disk():
+    assert designer.volume_target("/dev/vdc") == designer.VolumeTarget("vdc", "virtio", "disk")
+    assert designer.volume_target("/dev/vdaa", "virtio", "disk").dev == "vdaa"
+
+
+@pytest.mark.parametrize("mountpoint,bus,device,message", [
+    ("/dev/sdb", None, None, "not a virtio disk name"),
+    ("vdb", None, None, "not a virtio disk name"),
+    ("/dev/vdb1", None, None, "not a virtio disk name"),
+    (None, None, None, "not a virtio disk name"),
+    ("/dev/vdb", "ide", None, "disk_bus 'ide' cannot take volumes here; supported: virtio"),
+    ("/dev/vdb", None, "cdrom", "device_type 'cdrom' cannot be a volume here"),
+])
+def test_volume_target_refuses_what_cannot_be_hot_plugged(mountpoint, bus, device, message):
+    with pytest.raises(exception.Invalid, match=message):
+        designer.volume_target(mountpoint, bus, device)
+
+
+def test_file_volume_disk():
+    disk = designer.build_volume_disk(FILE_VOLUME, VDB)
+    assert (disk.source_type, disk.source_file, disk.driver_type) == (
+        "file", "/vols/volume-3b9c", "qcow2")
+    assert (disk.target_dev, disk.target_bus, disk.device) == ("vdb", "virtio", "disk")
+    assert disk.serial == FILE_VOLUME.volume_id  # the guest sees the first 20 characters
+    assert disk.driver_cache == "none" and disk.readonly is None
+
+
+def test_volume_without_direct_io_is_cached_by_the_host():
+    source = dataclasses.replace(FILE_VOLUME, direct_io=False)
+    assert designer.build_volume_disk(source, VDB).driver_cache == "writeback"
+
+
+def test_read_only_volume():
+    source = dataclasses.replace(FILE_VOLUME, read_only=True)
+    assert designer.build_volume_disk(source, VDB).readonly is True
+
+
+def test_block_volume_disk():
+    source = designer.VolumeSource(volume_id="v", source_type="block", path="/dev/sdx")
+    disk = designer.build_volume_disk(source, VDB)
+    assert (disk.source_type, disk.source_dev, disk.source_file) == ("block", "/dev/sdx", None)
+
+
+def test_iscsi_volume_disk_goes_through_qemus_client_with_chap():
+    disk = designer.build_volume_disk(ISCSI_VOLUME, VDB)
+    assert (disk.source_type, disk.source_protocol, disk.source_name) == (
+        "network", "iscsi", "iqn.2010-10.org.virtstack:volume-8f1e/1")
+    assert [(h.name, h.port) for h in disk.source_hosts] == [("127.0.0.1", 3260)]
+    assert disk.source_initiator_iqn == "iqn.2010-10.org.virtstack:host:abc"
+    assert (disk.auth_username, disk.auth_secret_type, disk.auth_secret_uuid) == (
+        "chap-user", "iscsi", "4c7d1f52-2b0e-4a4b-9d6e-2f1c9a3b5e10")
+    assert disk.driver_cache == "none"  # network volumes never use the host page cache
+
+
+def test_iscsi_volume_without_chap_has_no_auth():
+    source = dataclasses.replace(ISCSI_VOLUME, auth_username=None, auth_secret_uuid=None)
+    disk = designer.build_volume_disk(source, VDB)
+    assert (disk.auth_username, disk.auth_secret_type) == (None, None)
+    assert "<auth" not in disk.to_xml()
+
+
+def test_chap_secret_is_named_after_instance_and_volume_and_stable():
+    secret = designer.build_chap_secret("inst-1", "vol-1")
+    assert secret == designer.build_chap_secret("inst-1", "vol-1")
+    assert secret.uuid != designer.build_chap_secret("inst-1", "vol-2").uuid
+    assert secret.uuid != designer.build_chap_secret("inst-2", "vol-1").uuid
+    assert (secret.usage_type, secret.usage_target) == ("iscsi", "virtstack:inst-1:vol-1")
+    assert (secret.ephemeral, secret.private) == (False, True)
+
+
+def _bdm(connection_info, mount_device, boot_index=None):
+    return {"connection_info": connection_info, "mount_device": mount_device,
+            "boot_index": boot_index, "disk_bus": "virtio", "device_type": "disk"}
+
+
+def test_volume_mappings_put_the_boot_volume_at_vda():
+    root, data = {"data": {"volume_id": "r"}}, {"data": {"volume_id": "d"}}
+    bdi = {"block_device_mapping": [_bdm(data, "/dev/vdc"), _bdm(root, "/dev/vdb", 0)]}
+    assert designer.volume_mappings(bdi) == [(data, designer.VolumeTarget("vdc")),
+                                             (root, designer.VolumeTarget("vda"))]
+    assert designer.boots_from_volume(bdi)
+    assert not designer.boots_from_volume({"block_device_mapping": [_bdm(data, "/dev/vdc")]})
+    assert designer.volume_mappings(None) == [] and not designer.boots_from_volume({})
+
+
+@pytest.mark.parametrize("mappings,message", [
+    ([_bdm({}, "/dev/vdb", 0), _bdm({}, "/dev/vdc", 0)], "two block device mappings have "
+                                                          "boot_index 0"),
+    ([_bdm({}, "/dev/vdb"), _bdm({}, "/dev/vdb")], "two block device mappings use /dev/vdb"),
+    ([_bdm({}, "/dev/hda")], "not a virtio disk name"),
+])
+def test_volume_mappings_refuse_clashes(mappings, message):
+    with pytest.raises(exception.Invalid, match=message):
+        designer.volume_mappings({"block_device_mapping": mappings})
+
+
+VOLUME_BOOT_FILES = designer.GuestFiles(root_disk_path=None, root_disk_format="raw",
+                                        console_log_path="/inst/console.log")
+
+
+def test_boot_from_volume_with_the_images_kernel():
+    files = dataclasses.replace(VOLUME_BOOT_FILES, kernel_path="/inst/kernel",
+                                ramdisk_path="/inst/ramdisk")
+    root = designer.build_volume_disk(FILE_VOLUME, designer.VolumeTarget("vda"))
+    extra = designer.build_volume_disk(ISCSI_VOLUME, VDB)
+    domain = designer.build_domain(make_instance(), kernel_image(), HOST, files, [extra, root])
+    disks = domain.devices_of(config.Disk)
+    assert [(d.target_dev, d.serial) for d in disks] == [("vda", FILE_VOLUME.volume_id),
+                                                         ("vdb", "8f1e")]
+    assert domain.os.cmdline == "root=/dev/vda console=ttyS0"
+    assert disks[0].boot_order is None  # the kernel is booted, not the disk
+
+
+def test_boot_from_volume_by_firmware_uses_the_disks_boot_order():
+    root = designer.build_volume_disk(FILE_VOLUME, designer.VolumeTarget("vda"))
+    domain = designer.build_domain(make_instance(), ImageMeta(id="img"), HOST,
+                                   VOLUME_BOOT_FILES, [root])
+    [disk] = domain.devices_of(config.Disk)
+    assert disk.boot_order == 1 and domain.os.boot_devs == []  # libvirt takes one or the other
+    assert root.boot_order is None  # the caller's object is left alone
+
+
+def test_volumes_next_to_an_image_root_disk():
+    extra = designer.build_volume_disk(FILE_VOLUME, VDB)
+    domain = designer.build_domain(make_instance(), ImageMeta(id="img"), HOST, FILES, [extra])
+    assert [d.target_dev for d in domain.devices_of(config.Disk)] == ["vda", "vdb"]
+    assert domain.os.boot_devs == ["hd"]
+
+
+@pytest.mark.parametrize("files,volumes,message", [
+    (VOLUME_BOOT_FILES, [], "neither a root disk file nor a volume at vda"),
+    (FILES, [designer.build_volume_disk(FILE_VOLUME, designer.VolumeTarget("vda"))],
+     "a root disk file and a volume at vda"),
+])
+def test_exactly_one_root_disk(files, volumes, message):
+    with pytest.raises(ValueError, match=message):
+        designer.build_domain(make_instance(), ImageMeta(id="img"), HOST, files, volumes)

@@ -162,3 +162,88 @@ def test_attach_to_a_stopped_domain_is_persistent_only(domain):
     Guest(domain).attach_device(disk)
     domain.attachDeviceFlags.assert_called_once_with(disk.to_xml(pretty=False),
                                                      libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+
+VOLUME_DISK = config.Disk(source_type="file", device="disk", source_file="/vol",
+                          target_dev="vdb", serial="vol-1", alias="virtio-disk1")
+
+
+def detaching_domain(domain, removed_after: int):
+    """``domain`` whose live disk vdb goes after ``removed_after`` live
+    detach requests; records which definition each request was for."""
+    requests = []
+
+    def xml(flags):
+        live_gone = sum(1 for f in requests if f == libvirt.VIR_DOMAIN_AFFECT_LIVE) \
+            >= removed_after
+        config_gone = libvirt.VIR_DOMAIN_AFFECT_CONFIG in requests
+        gone = config_gone if flags & libvirt.VIR_DOMAIN_XML_INACTIVE else live_gone
+        return _xml_with(*([] if gone else [VOLUME_DISK]))
+
+    domain.isActive.return_value = 1
+    domain.XMLDesc.side_effect = xml
+    domain.detachDeviceFlags.side_effect = lambda _xml, flags: requests.append(flags)
+    return requests
+
+
+def waiting_host(sets_on_request: int | None):
+    """A Host whose removal event fires on the given live request (never: None)."""
+    host = mock.create_autospec(Host, instance=True)
+    removed = mock.create_autospec(threading.Event, instance=True)
+    calls = {"n": 0}
+
+    def wait(timeout):
+        calls["n"] += 1
+        return sets_on_request is not None and calls["n"] >= sets_on_request
+    removed.wait.side_effect = wait
+    host.expect_device_removal.return_value = removed
+    return host
+
+
+def test_detach_is_live_first_and_persistent_after(domain):
+    requests = detaching_domain(domain, removed_after=1)
+    Guest(domain, waiting_host(1)).detach_disk("vdb", timeout=0.01, attempts=3)
+    assert requests == [libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG]
+
+
+def test_detach_asks_again_until_the_guest_lets_go(domain):
+    requests = detaching_domain(domain, removed_after=2)
+    host = waiting_host(2)
+    Guest(domain, host).detach_disk("vdb", timeout=0.01, attempts=3)
+    assert requests == [libvirt.VIR_DOMAIN_AFFECT_LIVE] * 2 + [libvirt.VIR_DOMAIN_AFFECT_CONFIG]
+    host.forget_device_removal.assert_called_once_with(UUID, "virtio-disk1")
+
+
+def test_detach_the_guest_never_acknowledges_keeps_the_persistent_disk(domain):
+    requests = detaching_domain(domain, removed_after=99)
+    with pytest.raises(exception.DeviceDetachFailed, match="vdb was not detached .* after 2 "
+                                                           "requests: the guest did not"):
+        Guest(domain, waiting_host(None)).detach_disk("vdb", timeout=0.01, attempts=2)
+    assert requests == [libvirt.VIR_DOMAIN_AFFECT_LIVE] * 2  # never the persistent copy
+
+
+def test_detach_refused_because_already_under_way_keeps_waiting(domain):
+    # QEMU refuses a second unplug request of a device on its way out.
+    requests = detaching_domain(domain, removed_after=99)
+    busy = libvirt_error(libvirt.VIR_ERR_OPERATION_FAILED, "already in the process of unplug")
+
+    def detach(xml, flags):
+        requests.append(flags)
+        if flags == libvirt.VIR_DOMAIN_AFFECT_LIVE and len(requests) > 1:
+            raise busy
+    domain.detachDeviceFlags.side_effect = detach
+    Guest(domain, waiting_host(2)).detach_disk("vdb", timeout=0.01, attempts=3)
+    assert requests[-1] == libvirt.VIR_DOMAIN_AFFECT_CONFIG
+
+
+def test_detach_of_a_stopped_domain_is_persistent_only(domain):
+    requests = detaching_domain(domain, removed_after=99)
+    domain.isActive.return_value = 0
+    Guest(domain).detach_disk("vdb")
+    assert requests == [libvirt.VIR_DOMAIN_AFFECT_CONFIG]
+
+
+def test_disk_capacity_comes_from_block_info(domain):
+    domain.blockInfo.return_value = [2 * 1024 ** 3, 4096, 4096]
+    assert Guest(domain).get_disk_capacity("vdb") == 2 * 1024 ** 3
+    domain.blockInfo.assert_called_once_with("vdb", 0)

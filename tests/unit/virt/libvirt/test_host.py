@@ -222,3 +222,49 @@ def test_the_probe_answer_is_kept_on_disk_until_the_host_changes(monkeypatch, tm
         key["value"] = "kernel-2|libvirt-9|qemu-7|True|qemu:///disk"
         libvirt_host.Host("qemu:///disk").choose_virt_type("auto", str(tmp_path))
         assert probe.call_count == 2
+
+
+# -- secrets ------------------------------------------------------------------------
+
+def _secret_host(monkeypatch):
+    host = libvirt_host.Host("qemu:///nowhere")
+    conn = mock.create_autospec(libvirt.virConnect, instance=True)
+    monkeypatch.setattr(host, "get_connection", lambda: conn)
+    return host, conn
+
+
+def test_secret_value_goes_through_set_value_not_xml(monkeypatch):
+    from virtstack.virt.libvirt import designer
+
+    host, conn = _secret_host(monkeypatch)
+    handle = conn.secretDefineXML.return_value
+    secret = designer.build_chap_secret("inst", "vol")
+    host.define_secret(secret, b"p4ssw0rd")
+    [(xml, flags), _] = conn.secretDefineXML.call_args
+    assert "p4ssw0rd" not in xml and config_secret(xml) == secret
+    handle.setValue.assert_called_once_with(b"p4ssw0rd", 0)
+
+
+def test_a_secret_whose_value_cannot_be_set_is_undefined_again(monkeypatch):
+    from virtstack.virt.libvirt import designer
+
+    host, conn = _secret_host(monkeypatch)
+    handle = conn.secretDefineXML.return_value
+    handle.setValue.side_effect = libvirt.libvirtError("no")
+    with pytest.raises(libvirt.libvirtError):
+        host.define_secret(designer.build_chap_secret("inst", "vol"), b"x")
+    handle.undefine.assert_called_once_with()
+
+
+def test_delete_of_a_secret_gone_is_false(monkeypatch):
+    host, conn = _secret_host(monkeypatch)
+    gone = libvirt.libvirtError("no secret")
+    gone.err = (libvirt.VIR_ERR_NO_SECRET, 0, "no secret", 0, None, None, None, -1, -1)
+    conn.secretLookupByUUIDString.side_effect = gone
+    assert host.delete_secret("4c7d1f52-2b0e-4a4b-9d6e-2f1c9a3b5e10") is False
+
+
+def config_secret(xml: str):
+    from virtstack.virt.libvirt import config
+
+    return config.Secret.from_xml(xml)
