@@ -8,8 +8,9 @@ import uuid as uuidlib
 from typing import Any
 
 from virtstack import exception
-from virtstack.compute import rpcapi, states
+from virtstack.compute import rpcapi, states, volumes
 from virtstack.conf import CONF
+from virtstack.db import block_device as db_bd
 from virtstack.db import flavor as db_flavor
 from virtstack.db import host as db_host
 from virtstack.db import image as db_image
@@ -29,6 +30,8 @@ class ComputeAPI:
     def __init__(self) -> None:
         self.rpc = rpcapi.ComputeRPCAPI()
         self.scheduler = scheduler.Scheduler()
+        #: os-volume_attachments and block devices (compute/volumes.py).
+        self.volumes = volumes.VolumeAttachmentsAPI(self)
 
     # -- reading -----------------------------------------------------------
 
@@ -59,23 +62,37 @@ class ComputeAPI:
                key_name: str | None = None, user_data: str | None = None,
                availability_zone: str | None = None, access_ip_v4: str | None = None,
                access_ip_v6: str | None = None, config_drive: bool = False,
-               min_count: int = 1, max_count: int = 1) -> tuple[list[models.Instance], str]:
+               min_count: int = 1, max_count: int = 1,
+               block_device_mapping: list[dict[str, Any]] | None = None,
+               ) -> tuple[list[models.Instance], str]:
         """Create ``max_count`` servers (at least ``min_count`` must fit the
-        quota). Returns the rows and the reservation id."""
+        quota). Returns the rows and the reservation id. With
+        ``block_device_mapping`` (v2) a server may boot from a volume
+        (``image_ref`` then ""), see ``volumes.plan_block_devices``."""
         try:
             flavor = db_flavor.get(flavor_ref)
         except exception.FlavorNotFound:
             raise exception.FlavorNotFoundForCreate(flavor_id=flavor_ref)
-        try:
-            image = db_image.get(image_ref, project_id=_project_scope(ctxt))
-        except exception.ImageNotFound:
-            raise exception.ImageNotFoundForCreate(image_id=image_ref)
-        if image.status != "active":
-            raise exception.ImageNotActive(image_id=image_ref)
-        if flavor.root_gb and image.min_disk > flavor.root_gb:
-            raise exception.FlavorTooSmall(what="Disk", flavor_id=flavor.flavorid,
-                                           needed=f"{image.min_disk} GB")
-        if image.min_ram > flavor.memory_mb:
+        plan = volumes.plan_block_devices(
+            ctxt, self.volumes.volume_api, block_device_mapping, image_ref, max_count,
+            _project_scope(ctxt)) if block_device_mapping else None
+        if plan is not None and plan.boot_from_volume:
+            image = plan.image  # what the volume was made from, if known
+        else:
+            if not image_ref:
+                raise exception.ValidationError(
+                    field="imageRef", reason="is required unless a block device mapping "
+                                             "with boot_index 0 gives the boot volume")
+            try:
+                image = db_image.get(image_ref, project_id=_project_scope(ctxt))
+            except exception.ImageNotFound:
+                raise exception.ImageNotFoundForCreate(image_id=image_ref)
+            if image.status != "active":
+                raise exception.ImageNotActive(image_id=image_ref)
+            if flavor.root_gb and image.min_disk > flavor.root_gb:
+                raise exception.FlavorTooSmall(what="Disk", flavor_id=flavor.flavorid,
+                                               needed=f"{image.min_disk} GB")
+        if image is not None and image.min_ram > flavor.memory_mb:
             raise exception.FlavorTooSmall(what="Memory", flavor_id=flavor.flavorid,
                                            needed=f"{image.min_ram} MB")
         if metadata and CONF.quota.metadata_items >= 0 and len(metadata) > CONF.quota.metadata_items:
@@ -85,8 +102,11 @@ class ComputeAPI:
 
         reservation_id = "r-" + uuidlib.uuid4().hex[:8]
         fdict = db_flavor.to_dict(flavor)
-        request = {"vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb,
-                   "root_gb": flavor.root_gb}
+        boots_from_volume = plan is not None and plan.boot_from_volume
+        # A server booting from a volume uses no local disk for its root.
+        root_gb = 0 if boots_from_volume else flavor.root_gb
+        request = {"vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb, "root_gb": root_gb}
+        properties = (image.properties or {}) if image is not None else {}
         rows = []
         for index in range(count):
             display = name if count == 1 else f"{name}-{index + 1}"
@@ -95,10 +115,14 @@ class ComputeAPI:
                 "display_description": description, "hostname": _hostname(display),
                 "project_id": ctxt.project_id, "user_id": ctxt.user_id,
                 "flavorid": flavor.flavorid, "flavor": fdict, "vcpus": flavor.vcpus,
-                "memory_mb": flavor.memory_mb, "root_gb": flavor.root_gb,
-                "image_ref": image.id,
-                "kernel_id": (image.properties or {}).get("kernel_id", ""),
-                "ramdisk_id": (image.properties or {}).get("ramdisk_id", ""),
+                "memory_mb": flavor.memory_mb, "root_gb": root_gb,
+                # As the Compute API shows it: no image for a volume-backed server.
+                "image_ref": "" if boots_from_volume else image.id,
+                "kernel_id": plan.kernel_id if boots_from_volume else properties.get(
+                    "kernel_id", ""),
+                "ramdisk_id": plan.ramdisk_id if boots_from_volume else properties.get(
+                    "ramdisk_id", ""),
+                "root_device_name": db_bd.ROOT_DEVICE if boots_from_volume else None,
                 "vm_state": states.BUILDING, "task_state": None,
                 "metadata_": dict(metadata or {}), "key_name": key_name, "user_data": user_data,
                 "availability_zone": availability_zone, "access_ip_v4": access_ip_v4,
@@ -106,9 +130,12 @@ class ComputeAPI:
                 "reservation_id": reservation_id, "launch_index": index,
             }
             rows.append(self._place_and_record(ctxt, values, request))
+            if plan is not None and plan.mappings:
+                volumes.record_block_devices(rows[-1].uuid, plan)
         for row in rows:
             if row.host is not None:
-                self.rpc.build_and_run_instance(ctxt, row.host, row.uuid, image.id)
+                self.rpc.build_and_run_instance(ctxt, row.host, row.uuid,
+                                                image.id if image is not None else "")
         return rows, reservation_id
 
     def _place_and_record(self, ctxt, values: dict[str, Any],
@@ -181,7 +208,8 @@ class ComputeAPI:
         db_instance.action_start(uuid, "delete", ctxt.request_id, ctxt.user_id, ctxt.project_id)
         if row.host is None:
             # Never reached a host (no valid host, or still scheduling): nothing
-            # to undo on a hypervisor.
+            # to undo on a hypervisor, and no volume was reserved for it.
+            db_bd.destroy_all(uuid)
             db_instance.mark_deleted(uuid)
             return
         self.rpc.terminate_instance(ctxt, row.host, uuid)

@@ -20,9 +20,10 @@ from oslo_concurrency import lockutils
 
 from virtstack import context as vs_context
 from virtstack import exception
-from virtstack.compute import states
+from virtstack.compute import block_devices, states
 from virtstack.compute.flows import spawn as spawn_flow
 from virtstack.conf import CONF
+from virtstack.db import block_device as db_bd
 from virtstack.db import host as db_host
 from virtstack.db import image as db_image
 from virtstack.db import instance as db_instance
@@ -36,18 +37,25 @@ LOG = logging.getLogger(__name__)
 
 BINARY = "virtstack-compute"
 
-# Driver call for each simple action (the ones that are one driver call).
+# Driver call for each simple action (the ones that are one driver call),
+# given the driver, context, instance and block_device_info.
 _ACTION_CALLS: dict[str, Callable[..., None]] = {
-    "start": lambda d, ctx, inst: d.power_on(ctx, inst),
-    "stop": lambda d, ctx, inst: d.power_off(inst, CONF.compute.shutdown_timeout,
-                                             CONF.compute.shutdown_retry_interval),
-    "reboot_soft": lambda d, ctx, inst: d.reboot(ctx, inst, None, "SOFT"),
-    "reboot_hard": lambda d, ctx, inst: d.reboot(ctx, inst, None, "HARD"),
-    "pause": lambda d, ctx, inst: d.pause(inst),
-    "unpause": lambda d, ctx, inst: d.unpause(inst),
-    "suspend": lambda d, ctx, inst: d.suspend(ctx, inst),
-    "resume": lambda d, ctx, inst: d.resume(ctx, inst),
+    "start": lambda d, ctx, inst, bdi: d.power_on(ctx, inst, block_device_info=bdi),
+    "stop": lambda d, ctx, inst, bdi: d.power_off(inst, CONF.compute.shutdown_timeout,
+                                                  CONF.compute.shutdown_retry_interval),
+    "reboot_soft": lambda d, ctx, inst, bdi: d.reboot(ctx, inst, None, "SOFT",
+                                                      block_device_info=bdi),
+    "reboot_hard": lambda d, ctx, inst, bdi: d.reboot(ctx, inst, None, "HARD",
+                                                      block_device_info=bdi),
+    "pause": lambda d, ctx, inst, bdi: d.pause(inst),
+    "unpause": lambda d, ctx, inst, bdi: d.unpause(inst),
+    "suspend": lambda d, ctx, inst, bdi: d.suspend(ctx, inst),
+    "resume": lambda d, ctx, inst, bdi: d.resume(ctx, inst, block_device_info=bdi),
 }
+
+#: Flows that attach or detach a volume: their failure is the volume's, not
+#: the server's (a fault, never ERROR).
+_VOLUME_OPERATIONS = ("attach", "detach")
 
 # Which vm_state each power state implies when the guest changed on its own.
 _EVENT_TRANSITIONS = {
@@ -78,8 +86,9 @@ def action_event(ctxt, instance_uuid: str, event_name: str, host: str) -> Iterat
     db_instance.action_event_finish(instance_uuid, request_id, event_name, "Success", ids=ids)
 
 
-class ComputeManager:
-    """RPC endpoint of the compute service on one host."""
+class ComputeManager(block_devices.BlockDeviceManagerMixin):
+    """RPC endpoint of the compute service on one host (volume operations:
+    ``compute/block_devices.py``)."""
 
     target = messaging.Target(version="1.0")
 
@@ -144,10 +153,17 @@ class ComputeManager:
         row = db_instance.get(uuid, read_deleted=True)
         ctxt = vs_context.get_admin_context()
         return {"driver": self.driver, "context": ctxt, "instance": db_instance.to_object(row),
-                "image_meta": self._image_meta(row.image_ref)}
+                "image_meta": self._image_meta(row.image_ref or self.boot_image_id(uuid)),
+                "volume_api": self.volume_api, "resumed": True}
 
     def _recovered(self, operation: str, uuid: str, error: BaseException | None) -> None:
-        if error is not None:
+        if error is None:
+            return
+        if operation in _VOLUME_OPERATIONS:
+            message = error.format_message() if isinstance(
+                error, exception.VirtstackException) else str(error)
+            db_instance.add_fault(uuid, getattr(error, "code", 500), message)
+        else:
             self._set_error(uuid, error)
 
     def _image_meta(self, image_id: str):
@@ -193,11 +209,13 @@ class ComputeManager:
         instance = db_instance.to_object(row)
         try:
             self.runner.run("spawn", instance_uuid, spawn_flow.get_flow,
-                            factory_kwargs={"with_vifs": False},  # no networking yet
+                            factory_kwargs={"with_vifs": False,  # no networking yet
+                                            "volumes": self.volume_specs(instance_uuid)},
                             store={"instance_uuid": instance_uuid, "image_id": image_id},
                             transient={"driver": self.driver, "context": ctxt,
                                        "instance": instance,
-                                       "image_meta": self._image_meta(image_id)})
+                                       "image_meta": self._image_meta(image_id),
+                                       "volume_api": self.volume_api})
         except Exception as exc:
             LOG.error("Build of instance %s failed: %s", instance_uuid, exc)
             self._set_error(instance_uuid, exc)
@@ -219,7 +237,8 @@ class ComputeManager:
             # Event names as Nova records them: one "reboot" for both kinds.
             event = f"compute_{action.split('_')[0]}_instance"
             with action_event(ctxt, instance_uuid, event, self.host):
-                _ACTION_CALLS[action](self.driver, ctxt, db_instance.to_object(row))
+                _ACTION_CALLS[action](self.driver, ctxt, db_instance.to_object(row),
+                                      self.block_device_info_for(instance_uuid))
         except Exception as exc:
             LOG.error("%s of instance %s failed: %s", action, instance_uuid, exc)
             db_instance.add_fault(instance_uuid, getattr(exc, "code", 500), str(exc))
@@ -256,12 +275,15 @@ class ComputeManager:
         except exception.InstanceNotFound:
             return None
         instance = db_instance.to_object(row)
+        bdms = db_bd.list_for_instance(instance_uuid)
         try:
-            self.driver.destroy(ctxt, instance)
+            self.driver.destroy(ctxt, instance,
+                                block_device_info=block_devices.block_device_info(bdms))
         except Exception as exc:
             LOG.error("Destroy of instance %s failed: %s", instance_uuid, exc)
             self._set_error(instance_uuid, exc)
             return exc
+        self.release_volumes(ctxt, instance_uuid, bdms)
         if row.host and row.node:
             db_host.node_release(row.host, row.node, row.vcpus, row.memory_mb, row.root_gb)
         db_instance.mark_deleted(instance_uuid)

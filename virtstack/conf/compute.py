@@ -36,6 +36,12 @@ opts = [
                  help="Virtual disk scheduled per physical disk."),
     cfg.IntOpt("service_down_time", default=60, min=1,
                help="Seconds without a heartbeat after which a service is 'down'."),
+    cfg.IntOpt("block_device_allocate_timeout", default=180, min=1,
+               help="Seconds a new server waits for a volume it is booting from (made "
+                    "from an image) to become available before the build fails."),
+    cfg.IntOpt("volume_attach_timeout", default=120, min=1,
+               help="Seconds the API waits for a compute host to attach a volume "
+                    "(the RPC call of POST /servers/{id}/os-volume_attachments)."),
 ]
 
 

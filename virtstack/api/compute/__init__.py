@@ -8,7 +8,7 @@ import webob
 import webob.dec
 
 from virtstack.api import auth, wsgi
-from virtstack.api.compute import resources, servers
+from virtstack.api.compute import resources, servers, volumes
 from virtstack.compute import api as compute_api
 from virtstack.conf import CONF
 
@@ -60,6 +60,13 @@ class ComputeApp:
         r.add("/v2.1/servers/{server_id}/action", "POST", s.action, 202)
         rc = resources.RemoteConsolesController(self.api)
         r.add("/v2.1/servers/{server_id}/remote-consoles", "POST", rc.create)
+        va = volumes.VolumeAttachmentsController(self.api)
+        r.add("/v2.1/servers/{server_id}/os-volume_attachments", "GET", va.index)
+        r.add("/v2.1/servers/{server_id}/os-volume_attachments", "POST", va.create)
+        r.add("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}", "GET", va.show)
+        r.add("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}", "PUT", va.update)
+        r.add("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}", "DELETE",
+              va.delete, 202)
         ia = resources.InstanceActionsController(self.api)
         r.add("/v2.1/servers/{server_id}/os-instance-actions", "GET", ia.index)
         r.add("/v2.1/servers/{server_id}/os-instance-actions/{request_id}", "GET", ia.show)

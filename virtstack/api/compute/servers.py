@@ -19,11 +19,34 @@ from virtstack.compute import states
 from virtstack.conf import CONF
 from virtstack.db import instance as db_instance
 
+# One entry of block_device_mapping_v2; combinations are checked by
+# compute/volumes.plan_block_devices (virtio disks only: libvirt's one bus).
+_block_device_mapping_v2 = {
+    "type": "object",
+    "properties": {
+        "source_type": {"type": "string", "enum": ["image", "volume", "snapshot", "blank"]},
+        "destination_type": {"type": "string", "enum": ["local", "volume"]},
+        "uuid": {"type": "string", "minLength": 1, "maxLength": 255,
+                 "pattern": r"^[a-zA-Z0-9._-]*\Z"},
+        "boot_index": {"type": ["integer", "string", "null"], "pattern": r"^-?[0-9]+\Z"},
+        "volume_size": {"type": ["integer", "string", "null"], "pattern": r"^[0-9]+\Z",
+                        "minimum": 0},
+        "delete_on_termination": {"type": ["boolean", "string"]},
+        "device_name": {"type": ["string", "null"], "maxLength": 255},
+        "disk_bus": {"type": "string", "enum": ["virtio"]},
+        "device_type": {"type": "string", "enum": ["disk"]},
+        "guest_format": {"type": ["string", "null"], "maxLength": 255},
+    },
+    "required": ["source_type"],
+    "additionalProperties": False,
+}
+
 _create_server = {
     "type": "object",
     "properties": {
         "name": validation.name,
-        "imageRef": {"type": "string", "minLength": 1, "maxLength": 255},
+        # Empty (or absent) when the server boots from a volume.
+        "imageRef": {"type": "string", "maxLength": 255},
         "flavorRef": {"type": ["string", "integer"], "minLength": 1},
         "adminPass": {"type": "string"},
         "metadata": validation.metadata,
@@ -41,9 +64,10 @@ _create_server = {
         "max_count": validation.positive_integer,
         "return_reservation_id": {"type": ["boolean", "string"]},
         "personality": {"type": "array", "maxItems": 0},
-        "block_device_mapping_v2": {"type": "array", "maxItems": 0},
+        "block_device_mapping_v2": {"type": "array", "items": _block_device_mapping_v2,
+                                    "maxItems": 26},
     },
-    "required": ["name", "flavorRef", "imageRef"],
+    "required": ["name", "flavorRef"],
     "additionalProperties": False,
 }
 
@@ -207,7 +231,9 @@ class ServersController:
                        f"available: {', '.join(AVAILABILITY_ZONES)}")
         rows, reservation_id = self.api.create(
             ctxt, name=server["name"], flavor_ref=str(server["flavorRef"]).rsplit("/", 1)[-1],
-            image_ref=server["imageRef"].rsplit("/", 1)[-1], metadata=server.get("metadata"),
+            image_ref=server.get("imageRef", "").rsplit("/", 1)[-1],
+            block_device_mapping=server.get("block_device_mapping_v2"),
+            metadata=server.get("metadata"),
             description=server.get("description"), key_name=server.get("key_name"),
             user_data=server.get("user_data"),
             availability_zone=server.get("availability_zone"),

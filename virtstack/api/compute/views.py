@@ -9,6 +9,7 @@ import hashlib
 from typing import Any, Iterable
 
 from virtstack.compute import states
+from virtstack.db import block_device as db_bd
 from virtstack.db import host as db_host
 from virtstack.db import instance as db_instance
 from virtstack.db import models
@@ -43,7 +44,8 @@ def server_brief(row: models.Instance, base_url: str) -> dict[str, Any]:
 
 def server_detail(row: models.Instance, base_url: str, version, is_admin: bool,
                   fault: models.InstanceFault | None = None,
-                  host_statuses: dict[str, str] | None = None) -> dict[str, Any]:
+                  host_statuses: dict[str, str] | None = None,
+                  volumes: list[models.BlockDeviceMapping] | None = None) -> dict[str, Any]:
     status = states.status_from_states(row.vm_state, row.task_state)
     server = {
         "id": row.uuid,
@@ -72,7 +74,7 @@ def server_detail(row: models.Instance, base_url: str, version, is_admin: bool,
         "OS-EXT-STS:vm_state": row.vm_state,
         "OS-SRV-USG:launched_at": usage_time(row.launched_at),
         "OS-SRV-USG:terminated_at": usage_time(row.terminated_at),
-        "os-extended-volumes:volumes_attached": [],
+        "os-extended-volumes:volumes_attached": volumes_attached(volumes or [], version),
         "security_groups": [{"name": "default"}],
     }
     if status in ("BUILD", "ACTIVE"):
@@ -121,8 +123,19 @@ def servers_detail(rows: Iterable[models.Instance], base_url: str, version,
     rows = list(rows)
     faults = db_instance.latest_faults(r.uuid for r in rows if r.vm_state == states.ERROR)
     statuses = _host_statuses() if is_admin and version.matches("2.16") else None
-    return [server_detail(r, base_url, version, is_admin, faults.get(r.uuid), statuses)
+    volumes = db_bd.volumes_by_instance(r.uuid for r in rows)
+    return [server_detail(r, base_url, version, is_admin, faults.get(r.uuid), statuses,
+                          volumes.get(r.uuid))
             for r in rows]
+
+
+def volumes_attached(bdms: Iterable[models.BlockDeviceMapping], version) -> list[dict[str, Any]]:
+    """os-extended-volumes:volumes_attached: the server's volumes (with
+    delete_on_termination from 2.3)."""
+    if version.matches("2.3"):
+        return [{"id": b.volume_id, "delete_on_termination": bool(b.delete_on_termination)}
+                for b in bdms]
+    return [{"id": b.volume_id} for b in bdms]
 
 
 def flavor(row: models.Flavor, base_url: str, detail: bool = True) -> dict[str, Any]:

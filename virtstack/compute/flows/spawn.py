@@ -3,12 +3,16 @@
 Inputs (store, persisted): ``instance_uuid``, ``image_id``.
 Inputs (transient, supplied again on recovery): ``driver`` (ComputeDriver),
 ``context`` (RequestContext), ``instance`` (objects.Instance),
-``image_meta`` (objects.ImageMeta).
+``image_meta`` (objects.ImageMeta), ``volume_api`` (volume.api.VolumeAPI,
+used by the volume tasks only).
 
-    ReleaseClaimOnFailure → [PlugVifs, when there are networks] → DriverSpawn → MarkActive
+    ReleaseClaimOnFailure → [PlugVifs, when there are networks]
+      → [volume tasks, when it has volumes: flows/boot_volume.py]
+      → DriverSpawn → [CompleteAttachment per volume] → MarkActive
 
 A failure in any task reverts the earlier ones: the guest is destroyed, VIFs
-unplugged, the resource claim given back; the manager then records ERROR and
+unplugged, volume attachments deleted and volumes made for the server
+deleted, the resource claim given back; the manager then records ERROR and
 the fault.
 """
 
@@ -20,6 +24,7 @@ from taskflow import task
 from taskflow.patterns import linear_flow
 
 from virtstack.compute import states
+from virtstack.compute.flows import boot_volume
 from virtstack.db import host as db_host
 from virtstack.db import instance as db_instance
 from virtstack.db import models
@@ -54,18 +59,19 @@ class PlugVifs(task.Task):
 
 
 class DriverSpawn(task.Task):
-    """The hypervisor builds and starts the guest; revert destroys it."""
+    """The hypervisor builds and starts the guest; revert destroys it.
+    ``block_device_info`` (optional, from BuildBlockDeviceInfo): its volumes."""
 
-    def execute(self, driver, context, instance, image_meta):
+    def execute(self, driver, context, instance, image_meta, block_device_info=None):
         db_instance.update(instance.uuid, {"task_state": states.SPAWNING})
         if driver.instance_exists(instance):
             # A resumed flow: the spawn ran before the crash. Start over
             # cleanly rather than trust a half-built guest.
-            driver.destroy(context, instance)
-        driver.spawn(context, instance, image_meta)
+            driver.destroy(context, instance, block_device_info=block_device_info)
+        driver.spawn(context, instance, image_meta, block_device_info=block_device_info)
 
-    def revert(self, driver, context, instance, *args, **kwargs):
-        driver.destroy(context, instance)
+    def revert(self, driver, context, instance, block_device_info=None, *args, **kwargs):
+        driver.destroy(context, instance, block_device_info=block_device_info)
 
 
 class MarkActive(task.Task):
@@ -78,11 +84,17 @@ class MarkActive(task.Task):
             "launched_at": models.utcnow()})
 
 
-def get_flow(with_vifs: bool = False) -> linear_flow.Flow:
+def get_flow(with_vifs: bool = False, volumes: list[dict] | None = None) -> linear_flow.Flow:
     """The spawn flow (module level: the runner rebuilds it on recovery,
     with the same arguments). ``with_vifs``: the server has networks to plug;
-    without, the step is left out rather than persisted as a no-op."""
+    without, the step is left out rather than persisted as a no-op.
+    ``volumes``: specs of the server's volumes (see ``boot_volume``)."""
     flow = linear_flow.Flow("spawn").add(ReleaseClaimOnFailure("release_claim_on_failure"))
     if with_vifs:
         flow.add(PlugVifs("plug_vifs"))
-    return flow.add(DriverSpawn("driver_spawn"), MarkActive("mark_active"))
+    if volumes:
+        boot_volume.add_prepare_tasks(flow, volumes)
+    flow.add(DriverSpawn("driver_spawn"))
+    if volumes:
+        boot_volume.add_complete_tasks(flow, volumes)
+    return flow.add(MarkActive("mark_active"))
