@@ -27,6 +27,7 @@ packages=(
   qemu-utils              # qemu-img
   libvirt-dev pkg-config  # to build libvirt-python
   busybox-static e2fsprogs cpio  # the test guest (virtstack.image.testimage)
+  xorriso                 # config drive ISOs (virtstack/virt/powervm/configdrive.py)
 )
 
 say() { printf '[install-libvirt] %s\n' "$*"; }

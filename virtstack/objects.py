@@ -56,6 +56,12 @@ class Instance:
     power_state: int = 0
     root_device_name: str | None = None
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The user asked for a config drive (the create request's ``config_drive``).
+    config_drive: bool = False
+    #: The guest's host name (derived from the display name by the compute API).
+    hostname: str = ""
+    #: ``user_data`` as the API received it: base64 text, or None.
+    user_data: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

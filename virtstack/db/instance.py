@@ -368,5 +368,7 @@ def to_object(row: models.Instance):
         flavor=objects.Flavor.from_dict(row.flavor), image_ref=row.image_ref,
         kernel_id=row.kernel_id, ramdisk_id=row.ramdisk_id, host=row.host, node=row.node,
         vm_state=row.vm_state, task_state=row.task_state, power_state=row.power_state,
-        root_device_name=row.root_device_name, metadata=dict(row.metadata_ or {}))
+        root_device_name=row.root_device_name, metadata=dict(row.metadata_ or {}),
+        config_drive=bool(row.config_drive), hostname=row.hostname or "",
+        user_data=row.user_data)
 

@@ -41,8 +41,9 @@ class Connection:
     read_disk: Callable[[str], Iterable[bytes]] | None = None
 
 
-def _novalink(vnc_listen: str) -> Connection:
-    """Local (file) authentication on the NovaLink partition this runs on."""
+def _novalink(vnc_listen: str, fabric_dir: str | None = None) -> Connection:
+    """Local (file) authentication on the NovaLink partition this runs on.
+    (``fabric_dir`` is for the fake: a real VIOS is cabled to a real SAN.)"""
     from pypowervm.tasks import vterm
 
     session = pvm_adapter.Session(conn_tries=60)
@@ -55,23 +56,27 @@ def _novalink(vnc_listen: str) -> Connection:
     return Connection(adapter=adapter, open_vnc=open_vnc, kind="novalink")
 
 
-def _fake(vnc_listen: str) -> Connection:
+def _fake(vnc_listen: str, fabric_dir: str | None = None) -> Connection:
+    """The fake session; its VIOS's FC ports reach the emulated SAN of the
+    ``fake_fc`` volume backend kept in ``fabric_dir`` (if given)."""
     from virtstack.virt.powervm.fake.session import FakeSession
+    from virtstack.volume.backends import fake_fc
 
-    session = FakeSession()
+    session = FakeSession(fabric=fake_fc.Fabric(fabric_dir) if fabric_dir else None)
     adapter = pvm_adapter.Adapter(session, helpers=[log_helper.log_helper])
     return Connection(adapter=adapter, open_vnc=session.open_vnc, kind="fake",
                       read_disk=session.read_disk)
 
 
-SESSION_KINDS: dict[str, Callable[[str], Connection]] = {"novalink": _novalink, "fake": _fake}
+SESSION_KINDS: dict[str, Callable[..., Connection]] = {"novalink": _novalink, "fake": _fake}
 
 
-def connect(fake: bool, vnc_listen: str) -> Connection:
+def connect(fake: bool, vnc_listen: str, fabric_dir: str | None = None) -> Connection:
+    """``fabric_dir``: the emulated SAN's records (fake session only)."""
     kind = "fake" if fake else "novalink"
     LOG.info("Connecting to the PowerVM REST API (%s session)", kind)
     try:
-        return SESSION_KINDS[kind](vnc_listen)
+        return SESSION_KINDS[kind](vnc_listen, fabric_dir=fabric_dir)
     except Exception as exc:  # pypowervm raises many kinds; say what failed once
         raise exception.ConfigError(reason=f"cannot open a PowerVM {kind} session: {exc}")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import tempfile
 import types
 from typing import Any, Callable, Mapping
 
@@ -31,6 +32,7 @@ from virtstack.virt.driver import (OPERATIONS, ComputeDriver, ConsoleVNC, Instan
                                    capability_key)
 from virtstack.virt.powervm import connection, disk, host, vif, vm, volume
 from virtstack.virt.powervm.tasks import flows
+from virtstack.volume.backends import fake_fc
 
 LOG = logging.getLogger(__name__)
 
@@ -71,7 +73,8 @@ class PowerVMDriver(ComputeDriver):
         shared storage."""
         self._nodename = host_name
         self._runner = FlowRunner(f"powervm:{host_name}", persist=False)
-        self._conn = connection.connect(CONF.powervm.fake_session, CONF.powervm.vnc_listen)
+        self._conn = connection.connect(CONF.powervm.fake_session, CONF.powervm.vnc_listen,
+                                        fabric_dir=fake_fc.fabric_dir(CONF))
         connection.wait_for_vioses(self.adapter, CONF.powervm.vios_active_wait_timeout)
         self._host_uuid = host.host_wrapper(self.adapter).uuid
         options = {"localdisk": {"volume_group_name": CONF.powervm.volume_group_name},
@@ -114,6 +117,12 @@ class PowerVMDriver(ComputeDriver):
     def get_host_uptime(self) -> str:
         return host.uptime()
 
+    def manage_image_cache(self, min_age_seconds: float = 0.0) -> list[str]:
+        """Delete cached images no instance uses, unused for
+        ``min_age_seconds`` (localdisk; SSP deletes an image LU with its last
+        clone). The names deleted."""
+        return self.disk_adapter.remove_unused_images(min_age_seconds)
+
     # -- guests -------------------------------------------------------------------
 
     def list_instances(self) -> list[str]:
@@ -142,18 +151,23 @@ class PowerVMDriver(ComputeDriver):
               block_device_info: dict[str, Any] | None = None,
               power_on: bool = True) -> None:
         """Run the spawn flow (``tasks.flows.get_spawn_flow``); anything it
-        made is removed when it fails. ``InstanceExists`` if the LPAR is there."""
+        made is removed when it fails. ``InstanceExists`` if the LPAR is there.
+        An instance with ``config_drive`` gets one as virtual optical media."""
         if vm.find_lpar(self.adapter, instance) is not None:
             raise exception.InstanceExists(name=instance.name)
         image_path = image_meta.location
         if not image_path or not os.path.exists(image_path):
             image_path = store.path(image_meta.id)
-        self._runner.run("spawn", instance.uuid, flows.get_spawn_flow,
-                         factory_kwargs={"power_on": power_on},
-                         transient=self._transient(
-                             instance, image_meta=image_meta, image_path=image_path,
-                             network_info=network_info or [],
-                             block_device_info=block_device_info or {}))
+        # The ISO is only needed until it is uploaded to the VIOS.
+        with tempfile.TemporaryDirectory(prefix="powervm-spawn-") as workdir:
+            self._runner.run("spawn", instance.uuid, flows.get_spawn_flow,
+                             factory_kwargs={"power_on": power_on,
+                                             "config_drive": bool(instance.config_drive)},
+                             transient=self._transient(
+                                 instance, image_meta=image_meta, image_path=image_path,
+                                 network_info=network_info or [],
+                                 block_device_info=block_device_info or {},
+                                 config_drive_dir=workdir))
         LOG.info("Spawned %s (%s)", instance.name, instance.uuid)
 
     def destroy(self, context: Any, instance: Instance,

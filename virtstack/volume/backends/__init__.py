@@ -15,6 +15,8 @@ from virtstack.volume.backends.base import VolumeBackend
 BUILTIN_BACKENDS: dict[str, str] = {
     "file": "virtstack.volume.backends.file:FileBackend",
     "iscsi": "virtstack.volume.backends.iscsi:TgtISCSIBackend",
+    # An emulated Fibre Channel SAN (no hardware): drives FC attach paths.
+    "fake_fc": "virtstack.volume.backends.fake_fc:FakeFCBackend",
 }
 
 ENTRY_POINT_GROUP = "virtstack.volume_backends"

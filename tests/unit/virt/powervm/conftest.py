@@ -28,6 +28,24 @@ def image_meta(tmp_path) -> ImageMeta:
 
 
 @pytest.fixture
+def powervm_cloud(database, conf, tmp_path, request):
+    """The ``cloud`` fixture with the PowerVM driver on the fake session
+    (``[powervm]`` options a test set before asking for it are kept). The
+    default image is a small file registered under the test-image name
+    before the services start, so they use it instead of building the
+    bootable x86 test guest (an LPAR would not boot that anyway)."""
+    from virtstack.image import store
+
+    conf.config(compute_driver="powervm", group="compute")
+    conf.config(group="powervm", fake_session=True, disk_driver="localdisk",
+                volume_group_name="image_pool")
+    image = tmp_path / "ppc64le-root.raw"
+    image.write_bytes(os.urandom(256 * 1024))
+    store.add_file(str(image), store.TEST_IMAGE_NAME, "raw", "bare")
+    return request.getfixturevalue("cloud")
+
+
+@pytest.fixture
 def make_driver(conf, request) -> Callable[..., Any]:
     """``make_driver(**powervm_options)``: a ready PowerVM driver on a new
     fake session (localdisk on ``image_pool`` unless told otherwise)."""

@@ -5,29 +5,11 @@ and the fake hypervisor shows each step."""
 from __future__ import annotations
 
 import hashlib
-import os
-
-import pytest
 
 from tests.unit.virt.powervm.conftest import inventory
 from tests.waiting import poll
 from virtstack.db import image as db_image
 from virtstack.image import store
-
-
-@pytest.fixture
-def powervm_cloud(database, conf, tmp_path, request):
-    """The ``cloud`` fixture with the PowerVM driver. The default image is a
-    small file registered under the test-image name before the services
-    start, so they use it instead of building the bootable x86 test guest
-    (an LPAR would not boot that anyway)."""
-    conf.config(compute_driver="powervm", group="compute")
-    conf.config(group="powervm", fake_session=True, disk_driver="localdisk",
-                volume_group_name="image_pool")
-    image = tmp_path / "ppc64le-root.raw"
-    image.write_bytes(os.urandom(256 * 1024))
-    store.add_file(str(image), store.TEST_IMAGE_NAME, "raw", "bare")
-    return request.getfixturevalue("cloud")
 
 
 def test_a_flavor_powervm_cannot_build_fails_the_server_with_the_reason(powervm_cloud):

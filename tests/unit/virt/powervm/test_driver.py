@@ -394,3 +394,90 @@ def test_an_iso_is_uploaded_to_the_media_repository_and_mapped(driver, image_met
     after = inventory(driver)
     assert name not in after["media"]
     assert after["scsi_maps"] == before["scsi_maps"]
+
+
+# -- the emulated SAN of the fake_fc volume backend ------------------------------------
+
+def _hdisk_mb(driver, name):
+    world = session_of(driver).world
+    return next(int(fw.text(pv, "VolumeCapacity")) for vios in world.all("VirtualIOServer")
+                for pv in fw.findall(vios.element, "PhysicalVolumes/PhysicalVolume")
+                if fw.text(pv, "VolumeName") == name)
+
+
+def test_vscsi_sees_only_the_luns_the_emulated_san_masks_to_its_ports(driver, image_meta):
+    from virtstack.volume.backends import fake_fc
+    from virtstack.volume.backends.base import VolumeRef
+
+    backend = fake_fc.FakeFCBackend("volhost")  # same state_path: the driver's fabric
+    made = backend.create_volume(VolumeRef("vol-fc", 1))
+    volume = VolumeRef("vol-fc", 1, made["provider_location"])
+    instance = new_instance()
+    driver.spawn(CTX, instance, image_meta)
+    before = inventory(driver)
+
+    # Masked to another host's port: the VIOS finds nothing.
+    elsewhere = backend.initialize_connection(volume, {"wwpns": ["C0FFEE0000000001"]})
+    with pytest.raises(exception.VolumeNotFound):
+        driver.attach_volume(CTX, elsewhere, instance, "/dev/vdb")
+    assert inventory(driver) == before
+
+    info = backend.initialize_connection(volume, driver.get_volume_connector(instance))
+    driver.attach_volume(CTX, info, instance, "/dev/vdb")
+    (hdisk,) = inventory(driver)["hdisks"] - before["hdisks"]
+    assert _hdisk_mb(driver, hdisk) == 1024
+    backend.extend_volume(volume, 3)
+    assert _hdisk_mb(driver, hdisk) == 1024  # until the host rescans
+    driver.extend_volume(CTX, info, instance, 3 * 1024 ** 3)
+    assert _hdisk_mb(driver, hdisk) == 3072
+    driver.detach_volume(CTX, info, instance, "/dev/vdb")
+    assert inventory(driver) == before
+
+
+# -- image cache ---------------------------------------------------------------------------
+
+def test_the_image_cache_removes_unused_images_once_old_enough(driver, image_meta, tmp_path):
+    import uuid as uuidlib
+
+    from virtstack.objects import ImageMeta
+
+    path = tmp_path / "other.raw"
+    path.write_bytes(b"\1" * 4096)
+    other = ImageMeta(id=str(uuidlib.uuid4()), disk_format="raw", size=4096,
+                      location=str(path))
+    now = [1000.0]
+    driver.disk_adapter.clock = lambda: now[0]
+    before = inventory(driver)
+    kept, dropped = new_instance(), new_instance()
+    driver.spawn(CTX, kept, image_meta)
+    driver.spawn(CTX, dropped, other)
+    kept_image = driver.disk_adapter.image_name(image_meta.id)
+    dropped_image = driver.disk_adapter.image_name(other.id)
+    assert fw.text(_vdisk(driver, driver.disk_adapter.boot_name(kept)), "DiskLabel") == kept_image
+    driver.destroy(CTX, dropped)
+
+    assert driver.manage_image_cache(3600) == []  # unused, but used a moment ago
+    now[0] += 3599
+    assert driver.manage_image_cache(3600) == []
+    now[0] += 2
+    assert driver.manage_image_cache(3600) == [dropped_image]
+    assert inventory(driver)["vdisks"] - before["vdisks"] == {
+        kept_image, driver.disk_adapter.boot_name(kept)}
+
+    now[0] += 10 ** 6
+    assert driver.manage_image_cache(3600) == []  # in use: kept whatever its age
+    driver.destroy(CTX, kept)
+    assert driver.manage_image_cache(0) == [kept_image]
+    assert inventory(driver) == before  # the recorded disks are no cache of ours
+
+    uploads = session_of(driver).count(r"PUT /rest/api/web/File/contents/")
+    driver.spawn(CTX, new_instance(), image_meta)  # a removed image is uploaded again
+    assert session_of(driver).count(r"PUT /rest/api/web/File/contents/") == uploads + 1
+
+
+def test_the_image_cache_leaves_ssp_alone(make_driver, image_meta):
+    driver = make_driver(disk_driver="ssp")
+    instance = new_instance()
+    driver.spawn(CTX, instance, image_meta)
+    driver.destroy(CTX, instance)
+    assert driver.manage_image_cache(0) == []  # the last clone took the image LU along

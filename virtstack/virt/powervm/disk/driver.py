@@ -89,6 +89,12 @@ class DiskAdapter(abc.ABC):
         """Delete the instance's boot disk (unmapped first by the caller);
         the names deleted. Deleting what is not there succeeds."""
 
+    def remove_unused_images(self, min_age_seconds: float) -> list[str]:
+        """Delete cached images no instance uses that have been unused for
+        ``min_age_seconds``; the names deleted. Adapters whose storage cleans
+        its own cache (or has none) keep this default: nothing to do."""
+        return []
+
     def capture(self, instance: Instance) -> Any:
         """Read the boot disk back (snapshot). Adapters that cannot keep the
         ``snapshot`` capability False and inherit this."""

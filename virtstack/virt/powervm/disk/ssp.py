@@ -116,6 +116,9 @@ class SSPDisk(DiskAdapter):
                                typ=pvm_stor.LUType.DISK, clone=image_lu)
         return lu
 
+    # remove_unused_images: the default (nothing). The pool deletes an image
+    # LU with its last linked clone (delete_disks), so none is ever unused.
+
     def delete_disks(self, instance: Instance) -> list[str]:
         disk = self.find_boot_disk(instance)
         if disk is None:

@@ -14,7 +14,11 @@ operation and group names put in. Operations the fake runs:
   treats both as success).
 - VirtualIOServer LUARecovery: the fake SAN presents the LUN of the ITLs to
   the VIOS as an hdisk (``PhysicalVolume``); RemoveDevice removes it;
-  RescanVirtualDisk checks that the device exists.
+  RescanVirtualDisk checks that the device exists. Targets of the emulated
+  SAN of the ``fake_fc`` volume backend (``World.fabric``) present a LUN
+  only when it exists and is masked to the ITL's VIOS port, at the LUN's
+  size (rescanned: its new size); other targets are a permissive SAN
+  zoned by ``World.san_zones``.
 - ManagedSystem GetNextWWPNs: WWPN pairs from the system's prefix.
 
 ``polls_before_done`` makes each job answer RUNNING for that many polls.
@@ -193,12 +197,10 @@ class JobRunner:
                       for p in target.element.iter(f"{{{UOM_NS}}}PhysicalFibreChannelPort")}
         itls = [(i.findtext("Iwwpn", "").upper(), i.findtext("Twwpn", "").upper(),
                  i.findtext("lua", "")) for i in lua.iter("itl")]
-        zones = self.world.san_zones
-        reachable = [itl for itl in itls if itl[0] in vios_wwpns
-                     and (itl[1] not in zones or itl[0] in zones[itl[1]])]
+        reachable = [itl for itl in itls if itl[0] in vios_wwpns and self._sees(*itl)]
         if not reachable:
             return {"OutputXML": _lua_output("6", None, None,
-                                             "no ITL uses a port of this VIOS")}
+                                             "no ITL reaches a LUN from a port of this VIOS")}
         _, target_wwpn, lun = reachable[0]
         key = (target_wwpn, lun)
         pvs = find(target.element, "PhysicalVolumes")
@@ -214,13 +216,36 @@ class JobRunner:
             set_text(pv, "Description", "virtstack fake SAN FC disk")
             set_text(pv, "UniqueDeviceID", udid)
             set_text(pv, "AvailableForUsage", "true")
-            set_text(pv, "VolumeCapacity", "1024")
+            set_text(pv, "VolumeCapacity", self._lun_capacity_mb(target_wwpn, lun) or 1024)
             set_text(pv, "VolumeName", name)
             set_text(pv, "VolumeState", "active")
             set_text(pv, "IsFibreChannelBacked", "true")
             self.world.discovered[key] = name
             self.world.touch(target)
         return {"OutputXML": _lua_output("3", name, udid, "device available")}
+
+    def _fabric_lun(self, target_wwpn: str, lua: str):
+        """The emulated SAN's export behind (target, LUA), or None."""
+        fabric = self.world.fabric
+        if fabric is None:
+            return None
+        return next((e for e in fabric.exports()
+                     if target_wwpn in e.target_wwns and _lua_of(e.lun) == lua), None)
+
+    def _sees(self, initiator: str, target_wwpn: str, lua: str) -> bool:
+        """Whether port ``initiator`` reaches LUN ``lua`` of ``target_wwpn``:
+        on the emulated SAN only when that LUN exists and is masked to the
+        port; elsewhere (a target the fake makes up) per ``san_zones``."""
+        fabric = self.world.fabric
+        if fabric is not None and fabric.owns_target(target_wwpn):
+            export = self._fabric_lun(target_wwpn, lua)
+            return export is not None and initiator in export.initiators
+        zones = self.world.san_zones
+        return target_wwpn not in zones or initiator in zones[target_wwpn]
+
+    def _lun_capacity_mb(self, target_wwpn: str, lua: str) -> int | None:
+        export = self._fabric_lun(target_wwpn, lua)
+        return export.size_bytes // (1024 * 1024) if export is not None else None
 
     def _VirtualIOServer_RemoveDevice(self, target: Stored, params: dict[str, str]) -> None:
         name = params.get("devName")
@@ -237,6 +262,8 @@ class JobRunner:
         raise JobFailed(f"device {name} does not exist")
 
     def _VirtualIOServer_RescanVirtualDisk(self, target: Stored, params: dict[str, str]) -> None:
+        """Check that the device exists; an hdisk of the emulated SAN takes
+        the LUN's current size (in the VIOS's disk list and its mappings)."""
         udid = params.get("VirtualDiskUDID")
         known = {text(e, "UniqueDeviceID") for e in target.element.iter(
             f"{{{UOM_NS}}}PhysicalVolume", f"{{{UOM_NS}}}VirtualDisk")}
@@ -245,6 +272,14 @@ class JobRunner:
                 f"{{{UOM_NS}}}VirtualDisk")}
         if udid not in known:
             raise JobFailed(f"device {udid} not found", {"RETURN_CODE": "-1"})
+        for (target_wwpn, lua), name in self.world.discovered.items():
+            capacity = self._lun_capacity_mb(target_wwpn, lua)
+            if capacity is None:
+                continue
+            for pv in target.element.iter(f"{{{UOM_NS}}}PhysicalVolume"):
+                if text(pv, "UniqueDeviceID") == udid and text(pv, "VolumeName") == name:
+                    set_text(pv, "VolumeCapacity", capacity)
+                    self.world.touch(target)
 
     def _ManagedSystem_GetNextWWPNs(self, target: Stored, params: dict[str, str]
                                     ) -> dict[str, str]:
@@ -267,6 +302,14 @@ class JobFailed(Exception):
     def __init__(self, message: str, results: dict[str, str] | None = None):
         super().__init__(message)
         self.results = results or {}
+
+
+def _lua_of(lun: int) -> str:
+    """A LUN number in the form LUARecovery's ITLs carry it (hex, then 12
+    zero digits; 8 for an 8-digit LUN): what pypowervm's ``normalize_lun``
+    sends."""
+    digits = f"{int(lun):x}"
+    return digits + ("0" * 8 if len(digits) == 8 else "0" * 12)
 
 
 def _lua_output(status: str, name: str | None, udid: str | None, message: str) -> str:

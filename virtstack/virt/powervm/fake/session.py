@@ -58,9 +58,13 @@ class FakeSession(pvm_adapter.Session):
 
     MAX_RECORDED = 20000
 
-    def __init__(self, world: fake_world.World | None = None) -> None:
+    def __init__(self, world: fake_world.World | None = None, fabric: Any = None) -> None:
+        """``fabric``: the emulated SAN (``volume.backends.fake_fc.Fabric``)
+        the VIOS's FC ports are cabled to; None: only the permissive SAN."""
         base_url = f"https://{FAKE_HOST}:12443"
         self.world = world or fake_world.seed(base_url)
+        if fabric is not None:
+            self.world.fabric = fabric
         self.server = fake_server.Server(self.world)
         self._hooks_lock = threading.Lock()
         self._failures: list[_Failure] = []

@@ -148,6 +148,10 @@ class World:
         #: the fake SAN's zoning: target WWPN -> initiator WWPNs that reach it
         #: (a target not listed is reachable from every initiator)
         self.san_zones: dict[str, set[str]] = {}
+        #: the emulated SAN of the ``fake_fc`` volume backend the VIOS's FC
+        #: ports are cabled to (``volume.backends.fake_fc.Fabric``), or None.
+        #: Its targets present only the LUNs it masks to a port, at their size.
+        self.fabric = None
 
     # -- objects ------------------------------------------------------------------
 

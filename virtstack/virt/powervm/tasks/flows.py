@@ -7,17 +7,17 @@ flows, which repeat or roll back a step interrupted by a crash.
 spawn::
 
     CreateVM -> PlugVifs -> CreateDiskFromImage -> ConnectDisk
-        -> ConnectVolumes -> PowerOn
+        -> ConnectVolumes -> [BuildConfigDrive -> AttachConfigDrive] -> PowerOn
 
-Each reverts what it did, so a failure at any step leaves no LPAR, disk or
-mapping. (No config drive step: the compute API does not hand the driver a
-config drive to build; ``media.py`` can attach one as virtual optical
-media.)
+Each reverts what it did, so a failure at any step leaves no LPAR, disk,
+medium or mapping. The config-drive steps are there when the instance asks
+for one (``Instance.config_drive``): its ISO becomes virtual optical media
+mapped to the LPAR.
 
 destroy::
 
     PowerOff -> DisconnectVolumes -> DisconnectDisk -> RemoveLeftoverMappings
-        -> [DeleteDisks] -> UnplugVifs -> DeleteVM
+        -> DeleteConfigDrive -> [DeleteDisks] -> UnplugVifs -> DeleteVM
 
 attach / detach of one volume: ``ConnectVolume`` / ``DisconnectVolume``.
 
@@ -37,12 +37,13 @@ from __future__ import annotations
 from taskflow.patterns import linear_flow
 
 from virtstack.virt.powervm.tasks import image as tf_img
+from virtstack.virt.powervm.tasks import media as tf_media
 from virtstack.virt.powervm.tasks import network as tf_net
 from virtstack.virt.powervm.tasks import storage as tf_stg
 from virtstack.virt.powervm.tasks import vm as tf_vm
 
 
-def get_spawn_flow(power_on: bool = True) -> linear_flow.Flow:
+def get_spawn_flow(power_on: bool = True, config_drive: bool = False) -> linear_flow.Flow:
     flow = linear_flow.Flow("powervm-spawn").add(
         tf_vm.CreateVM("create_vm"),
         tf_net.PlugVifs("plug_vifs"),
@@ -50,6 +51,9 @@ def get_spawn_flow(power_on: bool = True) -> linear_flow.Flow:
         tf_stg.ConnectDisk("connect_disk"),
         tf_stg.ConnectVolumes("connect_volumes"),
     )
+    if config_drive:
+        flow.add(tf_media.BuildConfigDrive("build_config_drive"),
+                 tf_media.AttachConfigDrive("attach_config_drive"))
     if power_on:
         flow.add(tf_vm.PowerOn("power_on"))
     return flow
@@ -61,6 +65,7 @@ def get_destroy_flow(destroy_disks: bool = True) -> linear_flow.Flow:
         tf_stg.DisconnectVolumes("disconnect_volumes"),
         tf_stg.DisconnectDisk("disconnect_disk"),
         tf_stg.RemoveLeftoverMappings("remove_leftover_mappings"),
+        tf_media.DeleteConfigDrive("delete_config_drive"),
     )
     if destroy_disks:
         flow.add(tf_stg.DeleteDisks("delete_disks"))
