@@ -211,9 +211,9 @@ def test_bootstrap_refuses_an_empty_password(tmp_path):
     assert "admin password" in line
 
 
-def test_external_keystone_mode_is_refused_at_start_up(tmp_path):
+def test_external_keystone_mode_without_its_options_is_refused_at_start_up(tmp_path):
     result = _run("--config-file", _config(tmp_path, "mode = keystone\n"), "up")
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
-    assert "[identity] mode 'keystone'" in line and "not implemented yet" in line
+    assert "[identity] mode 'keystone' needs [keystone_authtoken] www_authenticate_uri" in line
     assert not (tmp_path / "virtstack.sqlite").exists()
