@@ -225,3 +225,93 @@ class NoValidBackend(VirtstackException):
 class VolumeBackendError(VirtstackException):
     msg_fmt = "Volume backend error: %(reason)s"
     code = 500
+
+
+# Compute side of block storage (attach/detach, block_device_mapping_v2).
+class InvalidBDM(Invalid):
+    msg_fmt = "Block Device Mapping is Invalid: %(reason)s"
+
+
+class VolumeAttachFailed(VirtstackException):
+    """The compute host failed to attach a volume (and rolled back)."""
+    msg_fmt = "Attaching volume %(volume_id)s to server %(server_id)s failed: %(reason)s"
+
+
+class VolumeAttachRolledBack(VirtstackException):
+    """A persisted attach flow found unfinished at start-up: its caller's
+    RPC call failed long ago, so it is rolled back rather than finished."""
+    msg_fmt = ("The attach of volume %(volume_id)s to instance %(instance_uuid)s was "
+               "interrupted by a restart of the compute service and rolled back.")
+
+
+# Identity (embedded Identity v3): messages never hold a token or password.
+class AuthenticationFailed(NotAuthenticated):
+    msg_fmt = "The request you have made requires authentication."
+
+
+class TokenNotFound(NotFound):
+    msg_fmt = "The token could not be found: it is malformed, expired or revoked."
+
+
+class DomainNotFound(NotFound):
+    msg_fmt = "Could not find domain: %(domain_id)s."
+
+
+class ProjectNotFound(NotFound):
+    msg_fmt = "Could not find project: %(project_id)s."
+
+
+class UserNotFound(NotFound):
+    msg_fmt = "Could not find user: %(user_id)s."
+
+
+class RoleNotFound(NotFound):
+    msg_fmt = "Could not find role: %(role_id)s."
+
+
+class RoleAssignmentNotFound(NotFound):
+    msg_fmt = "Could not find role assignment with role: %(role_id)s, user: %(user_id)s, project: %(project_id)s."
+
+
+class IdentityConflict(Conflict):
+    msg_fmt = "Conflict occurred attempting to store %(type)s: %(details)s"
+
+
+# -- image service ------------------------------------------------------------
+
+class ImageExists(Conflict):
+    msg_fmt = "Image with identifier %(image_id)s already exists!"
+
+
+class ImageStatusConflict(Conflict):
+    msg_fmt = "Image %(image_id)s is '%(status)s'; %(action)s needs it %(needed)s."
+
+
+class ImageProtected(Forbidden):
+    msg_fmt = "Image %(image_id)s is protected and cannot be deleted."
+
+
+class ImageTooLarge(VirtstackException):
+    msg_fmt = "The incoming image is too large: %(reason)s"
+    code = 413
+
+
+class ImageGone(VirtstackException):
+    """The image was deleted while its data was being uploaded."""
+    msg_fmt = ("Image %(image_id)s could not be found after upload. The image may have "
+               "been deleted during the upload; the uploaded data was removed.")
+    code = 410
+
+
+# -- hypervisor-side volumes ----------------------------------------------------
+
+class DeviceDetachFailed(VirtstackException):
+    """The guest did not release a device: it is still attached (live and
+    persistent), so the caller can roll the volume back to ``in-use``."""
+    msg_fmt = ("Device %(device)s was not detached from instance %(instance_id)s after "
+               "%(attempts)d requests: %(reason)s")
+
+
+class VolumeDriverNotFound(Invalid):
+    msg_fmt = ("No volume connector for driver_volume_type '%(driver_type)s' on this "
+               "host; known: %(known)s")

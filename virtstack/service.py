@@ -40,6 +40,8 @@ def validate_config() -> None:
                 raise exception.ConfigError(
                     reason=f"invalid value for [{group_name}] {opt.name}{_why(exc)}") from None
     virt_driver.driver_class(CONF.compute.compute_driver)  # DriverNotFound names the choices
+    from virtstack import identity
+    identity.check_config()
 
 
 def _why(exc: Exception) -> str:
@@ -64,6 +66,8 @@ def prepare_database() -> dict[str, Any]:
 
     db_api.upgrade()
     seeded = db_flavor.seed_defaults()
+    from virtstack.db import volume as db_volume
+    db_volume.type_seed_default()  # the Block Storage API's __DEFAULT__ volume type
     if virt_driver.driver_class(CONF.compute.compute_driver).boots_images:
         return {"flavors_seeded": seeded, "image_id": store.register_test_image().id}
     existing = [i for i in db_image.list_() if i.name == DEFAULT_IMAGE_NAME]
@@ -98,14 +102,40 @@ class ComputeService:
         self.manager.stop()
 
 
+class VolumeService:
+    """The volume manager of this host (its backend) behind its RPC server."""
+
+    def __init__(self, host: str | None = None, backend=None):
+        from virtstack.volume import manager, rpcapi
+
+        self.manager = manager.VolumeManager(host=host, backend=backend)
+        self.server = rpc.get_server(rpcapi.TOPIC, self.manager.host, [self.manager])
+
+    def start(self, periodic: bool = True) -> None:
+        self.manager.init_host()
+        self.server.start()
+        if periodic:
+            self.manager.start_periodic_tasks()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.server.wait()
+        self.manager.stop()
+
+
 class APIServer:
     """One WSGI app on one port, served by waitress threads."""
 
-    def __init__(self, name: str, app, host: str, port: int, threads: int):
+    def __init__(self, name: str, app, host: str, port: int, threads: int,
+                 max_request_body_size: int | None = None):
         self.name = name
+        # waitress spools request bodies to disk and refuses those past
+        # max_request_body_size (1 GiB unless told): the Image API takes more.
+        limits = ({"max_request_body_size": max_request_body_size}
+                  if max_request_body_size is not None else {})
         self.server = waitress.server.create_server(
             app, host=host, port=port, threads=threads, ident="virtstack",
-            clear_untrusted_proxy_headers=True)
+            clear_untrusted_proxy_headers=True, **limits)
         self.port = self.server.effective_port
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"api-{name}", daemon=True)
@@ -134,11 +164,35 @@ class APIServer:
         self._thread.join(timeout=10)
 
 
+def volume_api_server(port: int | None = None) -> APIServer:
+    from virtstack.api.volume import VolumeApp
+
+    return APIServer("volume", VolumeApp(), CONF.api.listen,
+                     CONF.api.volume_port if port is None else port, CONF.api.workers)
+
+
 def compute_api_server(port: int | None = None) -> APIServer:
     from virtstack.api.compute import ComputeApp
 
     return APIServer("compute", ComputeApp(), CONF.api.listen,
                      CONF.api.compute_port if port is None else port, CONF.api.workers)
+
+
+def image_api_server(port: int | None = None) -> APIServer:
+    from virtstack.api.image import ImageApp
+    from virtstack.api.image import data as image_data
+
+    return APIServer("image", ImageApp(), CONF.api.listen,
+                     CONF.api.image_port if port is None else port, CONF.api.workers,
+                     max_request_body_size=image_data.IMAGE_SIZE_CAP)
+
+
+def identity_api_server(port: int | None = None) -> APIServer:
+    """The Identity v3 API of the embedded identity service."""
+    from virtstack.api.identity import IdentityApp
+
+    return APIServer("identity", IdentityApp(), CONF.api.listen,
+                     CONF.api.identity_port if port is None else port, CONF.api.workers)
 
 
 def setup_logging(log_file: str | None = None, debug: bool = False) -> str:

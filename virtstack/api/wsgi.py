@@ -10,6 +10,7 @@ exception is a bug: it is logged and becomes a 500 with a generic message.
 from __future__ import annotations
 
 import functools
+import http
 import json
 import logging
 import re
@@ -37,9 +38,28 @@ ERROR_NAMES = {
 MAX_BODY = 1024 * 1024  # the Compute API has no larger request
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> webob.Response:
+def _compute_error_body(status: int, message: str) -> dict[str, Any]:
     name = ERROR_NAMES.get(status, "computeFault")
-    body = {name: {"code": status, "message": message}}
+    return {name: {"code": status, "message": message}}
+
+
+def _image_error_body(status: int, message: str) -> dict[str, Any]:
+    # Glance's errors are WebOb's JSON rendering: the status line as "code".
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return {"message": message, "code": f"{status} {phrase}", "title": phrase}
+
+
+#: Error body layouts: "compute" (Nova, Cinder) and "image" (Glance).
+ERROR_STYLES: dict[str, Callable[[int, str], dict[str, Any]]] = {
+    "compute": _compute_error_body, "image": _image_error_body}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None,
+                   style: str = "compute") -> webob.Response:
+    body = ERROR_STYLES[style](status, message)
     resp = webob.Response(status=status, content_type="application/json", charset="utf-8")
     resp.body = orjson.dumps(body)
     for key, value in (headers or {}).items():
@@ -132,9 +152,10 @@ class Router:
     context (set by the auth middleware) — version documents do not.
     """
 
-    def __init__(self, microversions: Microversions | None = None):
+    def __init__(self, microversions: Microversions | None = None, error_style: str = "compute"):
         self.mapper = routes.Mapper()
         self.microversions = microversions
+        self.error_style = error_style
 
     def add(self, path: str, method: str, handler: Callable[..., Any],
             success: int = 200) -> None:
@@ -156,16 +177,17 @@ class Router:
         except exception.VirtstackException as exc:
             if exc.code >= 500:
                 LOG.error("%s %s failed: %s", req.method, req.path, exc.format_message())
-            resp = error_response(exc.code, exc.format_message())
+            resp = error_response(exc.code, exc.format_message(), style=self.error_style)
         except webob.exc.HTTPException as exc:
-            resp = error_response(exc.code, exc.explanation or exc.title)
+            resp = error_response(exc.code, exc.explanation or exc.title, style=self.error_style)
             if exc.code == 405 and "Allow" in exc.headers:
                 resp.headers["Allow"] = exc.headers["Allow"]
         except Exception:
             LOG.exception("Unexpected error in %s %s", req.method, req.path)
             resp = error_response(500, "Unexpected API Error. Please report this at "
                                        "the virtstack issue tracker and attach the request id "
-                                       "from the X-OpenStack-Request-Id header.")
+                                       "from the X-OpenStack-Request-Id header.",
+                                  style=self.error_style)
         for key, value in headers.items():
             resp.headers.setdefault(key, value)
         return resp
@@ -184,6 +206,8 @@ class Router:
             raise webob.exc.HTTPNotFound(explanation=f"The resource could not be found: {req.path}")
         handler, success = match.pop("handler"), match.pop("success")
         result = handler(req, **match)
+        if isinstance(result, webob.Response):
+            return result  # made whole by the handler (a streamed download)
         if isinstance(result, Response):
             status, body, extra = result.status, result.body, result.headers
         else:
@@ -230,16 +254,17 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def json_body(req: webob.Request) -> Any:
-    """The request's JSON body: 415 for another content type, 400 for
-    malformed JSON, 413 past MAX_BODY."""
+def json_body(req: webob.Request, media_types: tuple[str, ...] = ()) -> Any:
+    """The request's JSON body: 415 for another content type (JSON, or one
+    of ``media_types``), 400 for malformed JSON, 413 past MAX_BODY."""
     if req.content_length and req.content_length > MAX_BODY:
         raise webob.exc.HTTPRequestEntityTooLarge(explanation="Request is too large.")
     raw = req.body
     if not raw:
         raise exception.Invalid(reason="The request body is empty; JSON was expected.")
     ctype = (req.content_type or "application/json").lower()
-    if ctype not in ("application/json", "") and not ctype.endswith("+json"):
+    if (ctype not in ("application/json", "") and not ctype.endswith("+json")
+            and ctype not in media_types):
         raise webob.exc.HTTPUnsupportedMediaType(
             explanation=f"Unsupported Content-Type '{req.content_type}'; use application/json.")
     try:

@@ -69,6 +69,10 @@ def cmd_up(args) -> None:
         _fail(f"database {CONF.database.connection or 'sqlite (default)'}: {exc}")
     _say(f"database ready ({CONF.database.connection or service.db_api.default_url()}); "
          f"image '{service.DEFAULT_IMAGE_NAME}' is {seeded['image_id']}")
+    _first_start_bootstrap()
+    # Before compute: a compute service that died mid-attach rolls the attach
+    # back at start-up, which asks the volume service to unexport the volume.
+    volume_services = _start_volume_services(with_api=True)
     _say(f"starting the compute service with the '{CONF.compute.compute_driver}' driver "
          "(the first start may probe whether KVM works: a few seconds)")
     try:
@@ -84,18 +88,143 @@ def cmd_up(args) -> None:
         _fail(f"cannot listen on {CONF.api.listen}:{CONF.api.compute_port}: {exc}")
     api.start()
     _say(f"Compute API listening at {api.url}/v2.1 (ready in {time.monotonic() - t0:.2f}s)")
+    try:
+        image_api = service.image_api_server()
+    except OSError as exc:
+        api.stop()
+        compute.stop()
+        _fail(f"cannot listen on {CONF.api.listen}:{CONF.api.image_port}: {exc}")
+    image_api.start()
+    _say(f"Image API listening at {image_api.url}/v2")
+    identity_apis = _start_identity_api()
     if args.demo:
-        server_id = _demo(api.url, seeded["image_id"])
+        token = _demo_token(identity_apis)
+        server_id = _demo(api.url, seeded["image_id"], token)
         if args.demo_exit:
-            _delete_demo(api.url, server_id)
+            _delete_demo(api.url, server_id, token)
+            _stop_all(volume_services)
+            _stop_all(identity_apis)
+            image_api.stop()
             api.stop()
             compute.stop()
             return
     _say("press Ctrl-C to stop")
     _wait_forever(threading.Event())
     _say("stopping")
+    _stop_all(volume_services)
+    _stop_all(identity_apis)
+    image_api.stop()
     api.stop()
     compute.stop()
+
+
+def _start_volume_services(with_api: bool) -> list:
+    """This host's volume service (its backend checked and its capacity
+    published) and, with ``with_api``, the Block Storage API; returns what
+    to stop, last started first."""
+    from virtstack import exception, service
+    from virtstack.conf import CONF
+
+    try:
+        volume = service.VolumeService()
+        volume.start()
+    except exception.VirtstackException as exc:
+        _fail(exc.format_message())
+    _say(f"volume service on host '{volume.manager.host}' with the "
+         f"'{volume.manager.backend.name}' backend (pool {volume.manager.pool})")
+    if not with_api:
+        return [volume]
+    try:
+        volume_api = service.volume_api_server()
+    except OSError as exc:
+        volume.stop()
+        _fail(f"cannot listen on {CONF.api.listen}:{CONF.api.volume_port}: {exc}")
+    volume_api.start()
+    _say(f"Block Storage API listening at {volume_api.url}/v3")
+    return [volume_api, volume]
+
+
+def _stop_all(services: list) -> None:
+    for svc in services:
+        svc.stop()
+
+
+def cmd_volume(args) -> None:
+    """This host's volume service alone (like ``compute``)."""
+    from virtstack import service
+
+    service.setup_logging(debug=args.debug)
+    services = _start_volume_services(with_api=False)
+    _wait_forever(threading.Event())
+    _stop_all(services)
+
+
+def _first_start_bootstrap() -> None:
+    """The first identities and clouds.yaml, on a cloud that has none
+    (identities of an external Keystone are its own business)."""
+    from virtstack import identity
+    from virtstack.identity import bootstrap
+
+    if not identity.embedded():
+        _say(f"identity: tokens are validated by the external Keystone at "
+             f"{identity.external_keystone_url()} (keystonemiddleware); the embedded "
+             "Identity API is not served")
+        return
+    if not bootstrap.needed():
+        return
+    result = bootstrap.bootstrap()
+    _say(f"identity bootstrapped (projects and users 'admin' and 'demo'); credentials "
+         f"in {result.clouds_path}")
+
+
+def _start_identity_api() -> list:
+    """The embedded Identity API (nothing in ``[identity] mode = keystone``);
+    returns what to stop."""
+    from virtstack import identity, service
+    from virtstack.conf import CONF
+
+    if not identity.embedded():
+        return []
+    try:
+        server = service.identity_api_server()
+    except OSError as exc:
+        _fail(f"cannot listen on {CONF.api.listen}:{CONF.api.identity_port}: {exc}")
+    server.start()
+    _say(f"Identity API listening at {server.url}/v3")
+    return [server]
+
+
+def _demo_token(identity_apis: list) -> str:
+    """A token for the demo: the demo user's (from clouds.yaml) under the
+    keystone strategy, the noauth form otherwise."""
+    from virtstack.conf import CONF
+    from virtstack.identity import bootstrap
+
+    if CONF.api.auth_strategy != "keystone":
+        return "demo:demo"
+    if not identity_apis:
+        _fail("--demo signs in as the embedded identity's demo user; with [identity] "
+              "mode = keystone, use the openstack CLI with a clouds.yaml of your Keystone")
+    creds = bootstrap.credentials("virtstack-demo")
+    if not creds:
+        _fail(f"no 'virtstack-demo' credentials in {bootstrap.default_clouds_path()}; "
+              "run 'virtstack bootstrap'")
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": creds["username"], "domain": {"name": creds["user_domain_name"]},
+        "password": creds["password"]}}},
+        "scope": {"project": {"name": creds["project_name"],
+                              "domain": {"name": creds["project_domain_name"]}}}}}
+    req = urllib.request.Request(
+        f"{identity_apis[0].url}/v3/auth/tokens?nocatalog", data=json.dumps(body).encode(),
+        method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            token = resp.headers["X-Subject-Token"]
+    except urllib.error.HTTPError as err:
+        _fail(f"demo: the identity service refused the demo credentials "
+              f"({err.code}); run 'virtstack bootstrap' to renew them")
+    _say("demo: POST /v3/auth/tokens -> 201, a token for user 'demo' in project 'demo'")
+    return token
 
 
 def _http(method: str, url: str, body=None, token: str = "demo:demo") -> tuple[int, dict]:
@@ -111,13 +240,13 @@ def _http(method: str, url: str, body=None, token: str = "demo:demo") -> tuple[i
         return err.code, json.loads(err.read() or b"{}")
 
 
-def _delete_demo(base: str, server_id: str) -> None:
-    status, body = _http("DELETE", f"{base}/v2.1/servers/{server_id}")
+def _delete_demo(base: str, server_id: str, token: str) -> None:
+    status, body = _http("DELETE", f"{base}/v2.1/servers/{server_id}", token=token)
     if status != 204:
         _fail(f"deleting the demo server returned {status}: {body}")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        status, _ = _http("GET", f"{base}/v2.1/servers/{server_id}")
+        status, _ = _http("GET", f"{base}/v2.1/servers/{server_id}", token=token)
         if status == 404:
             _say(f"demo: server {server_id} deleted")
             return
@@ -125,11 +254,11 @@ def _delete_demo(base: str, server_id: str) -> None:
     _fail("the demo server was not deleted within 120 s")
 
 
-def _demo(base: str, image_id: str) -> str:
+def _demo(base: str, image_id: str, token: str) -> str:
     """Create a server through the HTTP API, follow it to ACTIVE, then
     follow its console until the guest says it has booted."""
     status, body = _http("POST", f"{base}/v2.1/servers", {"server": {
-        "name": "demo", "flavorRef": "1", "imageRef": image_id}})
+        "name": "demo", "flavorRef": "1", "imageRef": image_id}}, token=token)
     if status != 202:
         _fail(f"demo server create returned {status}: {body}")
     server_id = body["server"]["id"]
@@ -139,7 +268,7 @@ def _demo(base: str, image_id: str) -> str:
     last = None
     tick = threading.Event()
     while time.monotonic() < deadline:
-        _, body = _http("GET", f"{base}/v2.1/servers/{server_id}")
+        _, body = _http("GET", f"{base}/v2.1/servers/{server_id}", token=token)
         server = body.get("server", {})
         state = (server.get("status"), server.get("OS-EXT-STS:task_state"))
         if state != last:
@@ -156,13 +285,17 @@ def _demo(base: str, image_id: str) -> str:
         _fail("demo server did not become ACTIVE within 300 s")
     while time.monotonic() < deadline:
         _, out = _http("POST", f"{base}/v2.1/servers/{server_id}/action",
-                       {"os-getConsoleOutput": {"length": 50}})
+                       {"os-getConsoleOutput": {"length": 50}}, token=token)
         lines = (out.get("output") or "").splitlines()
         booted = [line for line in lines if "BOOTED" in line.upper()]
         if booted:
             _say(f"demo: guest console after {time.monotonic() - t0:.1f}s: {booted[-1].strip()}")
-            _say(f"demo: try: curl -s -H 'X-Auth-Token: demo:demo' "
-                 f"{base}/v2.1/servers/{server_id} | python3 -m json.tool")
+            from virtstack.identity import bootstrap
+
+            _say(f"demo: try: export OS_CLIENT_CONFIG_FILE={bootstrap.default_clouds_path()}; "
+                 "TOKEN=$(openstack --os-cloud virtstack-demo token issue -f value -c id); "
+                 f"curl -s -H \"X-Auth-Token: $TOKEN\" {base}/v2.1/servers/{server_id} "
+                 "| python3 -m json.tool")
             return server_id
         tick.wait(0.5)
     _fail("the demo guest did not print its boot marker on the console within 300 s")
@@ -175,8 +308,18 @@ def cmd_api(args) -> None:
     api = service.compute_api_server()
     api.start()
     _say(f"Compute API listening at {api.url}/v2.1")
+    image_api = service.image_api_server()
+    image_api.start()
+    _say(f"Image API listening at {image_api.url}/v2")
+    identity_apis = _start_identity_api()
+    volume_api = service.volume_api_server()
+    volume_api.start()
+    _say(f"Block Storage API listening at {volume_api.url}/v3")
     _wait_forever(threading.Event())
+    volume_api.stop()
+    image_api.stop()
     api.stop()
+    _stop_all(identity_apis)
 
 
 def cmd_compute(args) -> None:
@@ -200,6 +343,34 @@ def cmd_db_upgrade(args) -> None:
     result = service.prepare_database()
     _say(f"database at revision {db_api.current_revision()} "
          f"({result['flavors_seeded']} default flavors added)")
+
+
+def cmd_bootstrap(args) -> None:
+    from virtstack import exception, identity, service
+    from virtstack.db import api as db_api
+    from virtstack.identity import bootstrap
+
+    if not identity.embedded():
+        _fail("[identity] mode is 'keystone': projects, users and roles live in the "
+              f"external Keystone at {identity.external_keystone_url()}; create them "
+              "there (openstack project create / user create / role add) and write "
+              "their clouds.yaml yourself (tools/start-keystone.sh does both for a "
+              "development Keystone)")
+    service.setup_logging(debug=args.debug)
+    db_api.upgrade()
+    try:
+        result = bootstrap.bootstrap(admin_password=args.admin_password,
+                                     demo_password=args.demo_password,
+                                     clouds_path=args.clouds_file)
+    except exception.VirtstackException as exc:
+        _fail(exc.format_message())
+    if result.created:
+        _say("created: " + ", ".join(result.created))
+    else:
+        _say("nothing to do: domain, roles, projects and users exist")
+    _say(f"credentials in {result.clouds_path} (clouds 'virtstack-admin' and "
+         "'virtstack-demo': openstack --os-cloud virtstack-admin ..., with "
+         f"OS_CLIENT_CONFIG_FILE={result.clouds_path})")
 
 
 def cmd_image_build_test(args) -> None:
@@ -261,6 +432,25 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Run this host's compute service (needs a shared database "
                                "and a rabbit:// transport_url to be useful)."
                    ).set_defaults(func=cmd_compute)
+    sub.add_parser("volume", help="run the volume service of this host only",
+                   description="Run this host's volume service with its [volume] backend "
+                               "(needs a shared database and a rabbit:// transport_url to "
+                               "be useful)."
+                   ).set_defaults(func=cmd_volume)
+    boot = sub.add_parser(
+        "bootstrap", help="create the first projects, users and roles; write clouds.yaml",
+        description="Create (idempotently) the 'default' domain, the roles admin, member "
+                    "and reader, the 'admin' project and user (role admin) and the 'demo' "
+                    "project and user (role member), and write their credentials to "
+                    "clouds.yaml (mode 0600). Passwords not given are kept from an "
+                    "existing clouds.yaml or generated.")
+    boot.add_argument("--admin-password", metavar="PASSWORD",
+                      help="set the admin user's password (default: keep or generate)")
+    boot.add_argument("--demo-password", metavar="PASSWORD",
+                      help="set the demo user's password (default: keep or generate)")
+    boot.add_argument("--clouds-file", metavar="PATH",
+                      help="where to write clouds.yaml (default: <state_path>/clouds.yaml)")
+    boot.set_defaults(func=cmd_bootstrap)
     db = sub.add_parser("db", help="database management", description="Database management.")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     dbsub.add_parser("upgrade", help="create or upgrade the schema and seed defaults",

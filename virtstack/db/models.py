@@ -362,3 +362,93 @@ class BlockDeviceMapping(TimestampMixin, Base):
     tag: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
     deleted_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(default=None)
     deleted: orm.Mapped[int] = orm.mapped_column(default=0)
+
+
+# -- identity (embedded Identity v3) ------------------------------------------
+# Users, projects and roles of the embedded identity service. Ids are
+# Keystone's shape (32 hex digits; the domain's is 'default'). Passwords are
+# kept only as bcrypt hashes (``identity.passwords``).
+
+
+class Domain(TimestampMixin, Base):
+    __tablename__ = "identity_domains"
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255), unique=True)
+    description: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    enabled: orm.Mapped[bool] = orm.mapped_column(default=True)
+
+
+class Project(TimestampMixin, Base):
+    __tablename__ = "identity_projects"
+    __table_args__ = (sa.UniqueConstraint("domain_id", "name", name="uq_identity_projects_name"),)
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    domain_id: orm.Mapped[str] = orm.mapped_column(sa.ForeignKey("identity_domains.id"))
+    description: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    enabled: orm.Mapped[bool] = orm.mapped_column(default=True)
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "identity_users"
+    __table_args__ = (sa.UniqueConstraint("domain_id", "name", name="uq_identity_users_name"),)
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    domain_id: orm.Mapped[str] = orm.mapped_column(sa.ForeignKey("identity_domains.id"))
+    #: bcrypt hash (None: the user cannot authenticate with a password).
+    password_hash: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    enabled: orm.Mapped[bool] = orm.mapped_column(default=True)
+    default_project_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    description: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    email: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+
+
+class Role(TimestampMixin, Base):
+    __tablename__ = "identity_roles"
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255), unique=True)
+    description: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+
+
+class ImpliedRole(Base):
+    """Holding ``prior_role`` on a project also grants ``implied_role``
+    (admin implies member implies reader)."""
+
+    __tablename__ = "identity_implied_roles"
+
+    prior_role_id: orm.Mapped[str] = orm.mapped_column(
+        sa.ForeignKey("identity_roles.id", ondelete="CASCADE"), primary_key=True)
+    implied_role_id: orm.Mapped[str] = orm.mapped_column(
+        sa.ForeignKey("identity_roles.id", ondelete="CASCADE"), primary_key=True)
+
+
+class RoleAssignment(Base):
+    """A role granted to a user on a project."""
+
+    __tablename__ = "identity_role_assignments"
+    __table_args__ = (sa.Index("ix_identity_role_assignments_project", "project_id"),
+                      sa.Index("ix_identity_role_assignments_role", "role_id"))
+
+    user_id: orm.Mapped[str] = orm.mapped_column(
+        sa.ForeignKey("identity_users.id", ondelete="CASCADE"), primary_key=True)
+    project_id: orm.Mapped[str] = orm.mapped_column(
+        sa.ForeignKey("identity_projects.id", ondelete="CASCADE"), primary_key=True)
+    role_id: orm.Mapped[str] = orm.mapped_column(
+        sa.ForeignKey("identity_roles.id", ondelete="CASCADE"), primary_key=True)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+
+
+class RevokedToken(Base):
+    """A revoked token, by audit id: every token carrying that audit id (the
+    token itself and those issued from it) fails validation. The row is
+    useless once ``expires_at`` has passed and may be pruned."""
+
+    __tablename__ = "identity_revoked_tokens"
+    __table_args__ = (sa.Index("ix_identity_revoked_tokens_expires", "expires_at"),)
+
+    audit_id: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    revoked_at: orm.Mapped[datetime.datetime] = orm.mapped_column(default=utcnow)
+    expires_at: orm.Mapped[datetime.datetime]
