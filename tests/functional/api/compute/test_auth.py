@@ -16,6 +16,11 @@ ROUTES = [
     ("DELETE", "/v2.1/servers/{server_id}"),
     ("POST", "/v2.1/servers/{server_id}/action"),
     ("POST", "/v2.1/servers/{server_id}/remote-consoles"),
+    ("GET", "/v2.1/servers/{server_id}/os-volume_attachments"),
+    ("POST", "/v2.1/servers/{server_id}/os-volume_attachments"),
+    ("GET", "/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}"),
+    ("PUT", "/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}"),
+    ("DELETE", "/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}"),
     ("GET", "/v2.1/servers/{server_id}/os-instance-actions"),
     ("GET", "/v2.1/servers/{server_id}/os-instance-actions/{request_id}"),
     ("GET", "/v2.1/flavors"),
@@ -30,7 +35,8 @@ ROUTES = [
     ("GET", "/v2.1/limits"),
 ]
 
-_ARGS = {"server_id": SID, "request_id": "req-1", "flavor_id": "42", "hypervisor_id": "1"}
+_ARGS = {"server_id": SID, "request_id": "req-1", "flavor_id": "42", "hypervisor_id": "1",
+         "volume_id": "00000000-0000-0000-0000-000000000001"}
 
 
 def _url(template: str, project: str | None = None) -> str:
