@@ -163,7 +163,7 @@ class BlockDeviceManagerMixin:
         """The spawn flow's volume specs (``flows/boot_volume``) of a new
         server's volume BDMs, boot volume first."""
         return [{"bdm_uuid": b.uuid, "volume_id": b.volume_id, "image_id": b.image_id,
-                 "volume_size": b.volume_size}
+                 "volume_size": b.volume_size, "device_name": b.device_name}
                 for b in db_bd.list_for_instance(instance_uuid)
                 if b.destination_type == "volume"]
 

@@ -109,12 +109,16 @@ class UpdateAttachment(task.Task):
     logged). Its undo is CreateAttachment's: deleting an attachment that
     has a connector runs terminate_connection.
 
-    Inputs: ``context``, ``volume_api``, ``attachment_id``, ``connector``.
+    Inputs: ``context``, ``volume_api``, ``attachment_id``, ``connector``;
+    optional ``device_name``, sent as the connector's ``mountpoint`` (the
+    volume's attachment shows it as ``device``).
     """
 
     default_provides = "connection_info"
 
-    def execute(self, context, volume_api, attachment_id, connector):
+    def execute(self, context, volume_api, attachment_id, connector, device_name=None):
+        if device_name is not None:
+            connector = dict(connector, mountpoint=device_name)
         return volume_api.attachment_update(context, attachment_id, connector)["connection_info"]
 
 

@@ -132,8 +132,11 @@ def add_prepare_tasks(flow: linear_flow.Flow, volumes: Sequence[dict[str, Any]])
         flow.add(
             attach.CreateAttachment(f"create_attachment_{i}", provides=names["attachment_id"],
                                     **volume),
+            # The device name goes to the volume service as the attachment's
+            # mountpoint (what the volume's attachments list shows).
             attach.UpdateAttachment(f"update_attachment_{i}", provides=names["connection_info"],
-                                    rebind={"attachment_id": names["attachment_id"]}),
+                                    rebind={"attachment_id": names["attachment_id"]},
+                                    inject={"device_name": spec.get("device_name")}),
             attach.SaveConnectionInfo(f"save_connection_info_{i}", inject=save_inject,
                                       rebind=save_rebind))
     flow.add(BuildBlockDeviceInfo("build_block_device_info"))

@@ -55,6 +55,19 @@ def test_attach_list_show_detach(cloud):
     assert vh.attach(cloud, sid, first).json["volumeAttachment"]["device"] == "/dev/vdb"
 
 
+def test_the_volume_shows_the_device_it_is_attached_at(cloud):
+    """The Block Storage API's view of an attached volume names the server's
+    device (the compute side sends it as the connector's mountpoint), as
+    `openstack volume show` prints it."""
+    sid = vh.active_server(cloud)
+    vid = vh.make_volume(cloud)
+    assert vh.attach(cloud, sid, vid, device="/dev/vdc").status_int == 200
+    resp = cloud.volume_request("GET", f"/v3/demo/volumes/{vid}")
+    assert resp.status_int == 200, resp.text
+    [entry] = resp.json["volume"]["attachments"]
+    assert (entry["server_id"], entry["device"]) == (sid, "/dev/vdc")
+
+
 def test_a_stopped_server_takes_volumes_too(cloud):
     sid = vh.active_server(cloud)
     assert cloud.request("POST", f"/v2.1/servers/{sid}/action", {"os-stop": None}

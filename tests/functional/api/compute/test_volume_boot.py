@@ -91,6 +91,10 @@ def test_boot_from_an_existing_volume_with_an_extra_one(cloud):
     vh.assert_attached(cloud, sid, boot, "/dev/vda")
     listed = cloud.request("GET", f"/v2.1/servers/{sid}/os-volume_attachments").json
     assert [a["device"] for a in listed["volumeAttachments"]] == ["/dev/vda", "/dev/vdc"]
+    # The Block Storage API shows where each volume of the new server is.
+    for vid, device in ((boot, "/dev/vda"), (extra, "/dev/vdc")):
+        shown = cloud.volume_request("GET", f"/v3/demo/volumes/{vid}").json["volume"]
+        assert [(a["server_id"], a["device"]) for a in shown["attachments"]] == [(sid, device)]
     # The root volume cannot be detached; the extra one can.
     assert vh.detach(cloud, sid, boot).status_int == 400
     assert vh.detach(cloud, sid, extra).status_int == 202
