@@ -402,6 +402,22 @@ def cmd_image_list(args) -> None:
               f"{row.size or 0:>10}  {row.status}")
 
 
+def cmd_tempest_config(args) -> None:
+    """Accounts and tempest.conf for running Tempest against this cloud."""
+    from virtstack import exception, service, tempest_config
+
+    service.setup_logging(debug=args.debug)
+    try:
+        result = tempest_config.write(args.output_dir, projects=args.projects)
+    except exception.VirtstackException as exc:
+        _fail(exc.format_message())
+    if result.created:
+        _say("created: " + ", ".join(result.created))
+    _say(f"image_ref {result.image_ref}, image_ref_alt {result.image_ref_alt}; "
+         f"{len(result.accounts)} accounts in {result.accounts_path}")
+    _say(f"wrote {result.conf_path} (run: tempest run --config-file {result.conf_path})")
+
+
 def cmd_drivers(args) -> None:
     from virtstack.virt import driver as virt_driver
 
@@ -466,6 +482,18 @@ def build_parser() -> argparse.ArgumentParser:
     bt.set_defaults(func=cmd_image_build_test)
     imsub.add_parser("list", help="list registered images",
                      description="List the images in the registry.").set_defaults(func=cmd_image_list)
+    tc = sub.add_parser(
+        "tempest-config", help="provision Tempest's accounts and write tempest.conf",
+        description="For this cloud (the same --config-file as 'virtstack up'): create "
+                    "(idempotently) pre-provisioned projects and users for Tempest and a "
+                    "second test image, then write accounts.yaml and tempest.conf with "
+                    "every feature flag set to what this cloud supports.")
+    tc.add_argument("--output-dir", metavar="DIR",
+                    help="where to write the files (default: <state_path>/tempest)")
+    tc.add_argument("--projects", type=int, default=4, metavar="N",
+                    help="member projects to provision (at least 2; default 4, enough "
+                         "for two Tempest workers)")
+    tc.set_defaults(func=cmd_tempest_config)
     sub.add_parser("drivers", help="list the available compute drivers",
                    description="List the compute drivers this installation knows."
                    ).set_defaults(func=cmd_drivers)
