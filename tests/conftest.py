@@ -96,8 +96,13 @@ def conf(tmp_path):
     # The product authenticates with Identity v3 tokens ('keystone'); tests
     # use 'noauth' tokens ('user:project') unless they ask for real ones.
     fixture.config(auth_strategy="noauth", group="api")
+    # The policy enforcer reads [oslo_policy] when it is made: one per test.
+    from virtstack import policy
+
+    policy.reset()
     yield fixture
     fixture.cleanUp()
+    policy.reset()
 
 
 def _empty_database() -> None:

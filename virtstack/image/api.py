@@ -11,11 +11,13 @@ Every status change is a compare-and-set (``db.image.transition``) or a
 locked read-modify-write (``db.image.modify``): of two racing uploads one
 moves the image to ``saving`` and the other gets 409.
 
-Policy until oslo.policy arrives: a project sees public and community
-images and its own; it may change only its own (404 for what it cannot see,
-403 for what it sees but does not own); only admins publish images
-(``visibility`` public), give images to other projects, and deactivate or
-reactivate them.
+Which images a project sees and may change is decided here: it sees
+public and community images and its own; it may change only its own (404
+for what it cannot see, 403 for what it sees but does not own); only admins
+give images to other projects. Which roles may attempt each operation is
+the API's oslo.policy rules (``virtstack/policies/images.py``), and so are
+publishing (``publicize_image``: admins) and ``communitize_image``, checked
+here where the visibility is set.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 import uuid
 from typing import Any, BinaryIO, Iterable
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.db import image as db_image
 from virtstack.db import models
 from virtstack.image import store
@@ -75,8 +77,8 @@ def _check_modify(ctxt, row: models.Image, what: str) -> None:
 def _check_attribute(ctxt, row: models.Image | None, name: str, value: Any) -> None:
     """What an attribute may be set to, by whom and when (``row``: the image
     as it is, None while it is created)."""
-    if name == "visibility" and value == "public" and not ctxt.is_admin:
-        raise exception.Forbidden(action="publicize_image")
+    if name == "visibility" and value in ("public", "community"):
+        policy.authorize(ctxt, "publicize_image" if value == "public" else "communitize_image")
     if name == "owner" and not ctxt.is_admin and value != ctxt.project_id:
         raise exception.Forbidden("Only administrators may give an image to another "
                                   "project (owner).")
@@ -276,9 +278,10 @@ class ImageAPI:
         self._set_active(ctxt, image_id, "reactivate", "deactivated", "active")
 
     def _set_active(self, ctxt, image_id: str, action: str, source: str, target: str) -> None:
-        self.get(ctxt, image_id)
-        if not ctxt.is_admin:
-            raise exception.Forbidden(action=f"{action}_image")
+        """Which roles may is the API's rules (``deactivate``, ``reactivate``);
+        which images: an admin any, others their own project's (403 for
+        another project's image they can see), as Glance has it."""
+        _check_modify(ctxt, self.get(ctxt, image_id), action)
         if db_image.transition(image_id, [source], {"status": target}):
             LOG.info("Image %s: %s", image_id, target)
             return

@@ -69,11 +69,6 @@ def _status_error(what: str, id_: str, expected, current: str, action: str) -> s
             f"is: {current}.")
 
 
-def _require_admin(ctxt, action: str) -> None:
-    if not ctxt.is_admin:
-        raise exception.Forbidden(action=action)
-
-
 def check_size(size: Any, field: str = "size") -> int:
     """A volume size in GiB: an integer > 0 (the API's JSON may carry a
     numeric string); ``Invalid`` (400) otherwise."""
@@ -225,11 +220,10 @@ class VolumeAPI:
     def delete(self, ctxt, volume_id: str, force: bool = False, cascade: bool = False) -> None:
         """available/error/error_* -> deleting, cast the delete. Refused with
         ``InvalidVolume`` (400) for an attached or attaching volume or one
-        with snapshots (``force`` is admin-only and skips the status check
-        but never the attachment check). ``cascade``: its snapshots (all
-        available or error) are deleted with it."""
-        if force:
-            _require_admin(ctxt, "volume:force_delete")
+        with snapshots (``force``, which the API allows admins only -- rules
+        ``volume:force_delete``, ``...:volume_admin_actions:force_delete`` --
+        skips the status check but never the attachment check). ``cascade``:
+        its snapshots (all available or error) are deleted with it."""
         row = self.get(ctxt, volume_id)
         if cascade:
             busy = [s.id for s in db_volume.snapshots_of_volume(volume_id)
@@ -305,10 +299,10 @@ class VolumeAPI:
 
     def reset_status(self, ctxt, volume_id: str, status: str | None,
                      attach_status: str | None = None) -> None:
-        """Admin: set the status words without any check (operators repair
-        a volume a failure left stuck)."""
-        _require_admin(ctxt, "volume_extension:volume_admin_actions:reset_status")
-        db_volume.volume_get(volume_id)
+        """Set the status words without any check (operators repair a volume
+        a failure left stuck; the API allows admins only, rule
+        ``volume_extension:volume_admin_actions:reset_status``)."""
+        self.get(ctxt, volume_id)
         values = {}
         if status is not None:
             if status not in VOLUME_STATUSES:
@@ -539,7 +533,8 @@ class VolumeAPI:
             try:
                 self.snapshot_get(ctxt, marker)
             except exception.SnapshotNotFound:
-                raise exception.Invalid(reason=f"marker [{marker}] not found") from None
+                # 404, as the Block Storage API answers for a snapshot marker.
+                raise exception.NotFound(f"Marker {marker} could not be found.") from None
         return db_volume.snapshot_list(filters, limit=limit, marker=marker,
                                        sort_keys=sort_keys, sort_dirs=sort_dirs)
 
@@ -578,8 +573,9 @@ class VolumeAPI:
         self.rpc.delete_snapshot(ctxt, vol.host, snapshot_id)
 
     def snapshot_reset_status(self, ctxt, snapshot_id: str, status: str) -> None:
-        _require_admin(ctxt, "volume_extension:snapshot_admin_actions:reset_status")
-        db_volume.snapshot_get(snapshot_id)
+        """Set a snapshot's status without any check (the API allows admins
+        only, rule ``volume_extension:snapshot_admin_actions:reset_status``)."""
+        self.snapshot_get(ctxt, snapshot_id)
         if status not in SNAPSHOT_STATUSES:
             raise exception.Invalid(reason=f"Must specify a valid status: '{status}' is not "
                                            f"one of {', '.join(SNAPSHOT_STATUSES)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.parse
 import uuid as uuidlib
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.api import validation, wsgi
 from virtstack.api.compute import views
 from virtstack.compute import api as compute_api
@@ -63,9 +63,11 @@ def _bounded(value, field: str) -> int:
     return number
 
 
-def _require_admin(ctxt, action: str) -> None:
-    if not ctxt.is_admin:
-        raise exception.Forbidden(action=action)
+def _authorize(req, rule: str):
+    """The request's context, once ``rule`` allows it (403 otherwise)."""
+    ctxt = wsgi.context_of(req)
+    policy.authorize(ctxt, rule)
+    return ctxt
 
 
 def _base(req) -> str:
@@ -80,6 +82,7 @@ class FlavorsController:
         return self._page(req, detail=True)
 
     def _page(self, req, detail: bool) -> dict:
+        _authorize(req, "os_compute_api:flavors:index")
         rows, limit = self._list(req)
         body = {"flavors": [views.flavor(r, _base(req), detail=detail) for r in rows]}
         if rows and len(rows) == limit:
@@ -112,7 +115,7 @@ class FlavorsController:
             sort_key=sort_key, sort_dir=sort_dir), limit
 
     def show(self, req, flavor_id):
-        ctxt = wsgi.context_of(req)
+        ctxt = _authorize(req, "os_compute_api:flavors:show")
         row = db_flavor.get(flavor_id)
         if not row.is_public and not ctxt.is_admin:
             # Private flavors are not shown to others (no flavor access yet).
@@ -120,8 +123,7 @@ class FlavorsController:
         return {"flavor": views.flavor(row, _base(req))}
 
     def create(self, req):
-        ctxt = wsgi.context_of(req)
-        _require_admin(ctxt, "os_compute_api:os-flavor-manage:create")
+        _authorize(req, "os_compute_api:os-flavor-manage:create")
         body = wsgi.json_body(req)
         validation.validate(_create_flavor, body)
         f = body["flavor"]
@@ -136,7 +138,7 @@ class FlavorsController:
         return {"flavor": views.flavor(row, _base(req))}
 
     def delete(self, req, flavor_id):
-        _require_admin(wsgi.context_of(req), "os_compute_api:os-flavor-manage:delete")
+        _authorize(req, "os_compute_api:os-flavor-manage:delete")
         db_flavor.delete(flavor_id)
         return wsgi.Response(None, status=202)
 
@@ -145,19 +147,21 @@ class HypervisorsController:
     def __init__(self, api: compute_api.ComputeAPI):
         self.api = api
 
-    def _nodes(self, req):
-        _require_admin(wsgi.context_of(req), "os_compute_api:os-hypervisors:list")
+    def _nodes(self, req, rule: str):
+        _authorize(req, rule)
         services = {s.host: s for s in db_host.services("virtstack-compute")}
         return [(n, services.get(n.host)) for n in db_host.nodes()]
 
     def index(self, req):
-        return {"hypervisors": [views.hypervisor(n, s, False) for n, s in self._nodes(req)]}
+        return {"hypervisors": [views.hypervisor(n, s, False) for n, s in self._nodes(
+            req, "os_compute_api:os-hypervisors:list")]}
 
     def detail(self, req):
-        return {"hypervisors": [views.hypervisor(n, s, True) for n, s in self._nodes(req)]}
+        return {"hypervisors": [views.hypervisor(n, s, True) for n, s in self._nodes(
+            req, "os_compute_api:os-hypervisors:list-detail")]}
 
     def show(self, req, hypervisor_id):
-        _require_admin(wsgi.context_of(req), "os_compute_api:os-hypervisors:show")
+        _authorize(req, "os_compute_api:os-hypervisors:show")
         if hypervisor_id.isdigit() and (not hypervisor_id.isascii()
                                         or int(hypervisor_id) > MAX_INT):
             # No such id, and the databases refuse to compare with it.
@@ -167,7 +171,7 @@ class HypervisorsController:
             node.host, "virtstack-compute"), True)}
 
     def statistics(self, req):
-        nodes = [n for n, _ in self._nodes(req)]
+        nodes = [n for n, _ in self._nodes(req, "os_compute_api:os-hypervisors:statistics")]
         total = {k: sum(getattr(n, k) for n in nodes) for k in (
             "vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "local_gb", "local_gb_used",
             "running_vms")}
@@ -180,9 +184,14 @@ class HypervisorsController:
 
 class LimitsController:
     def index(self, req):
-        ctxt = wsgi.context_of(req)
-        project = req.GET.get("tenant_id") if ctxt.is_admin else None
-        used = db_instance.count_usage(project or ctxt.project_id)
+        ctxt = _authorize(req, "os_compute_api:limits")
+        project = ctxt.project_id
+        if "tenant_id" in req.GET:
+            # As Nova: another project's limits need their own rule (403).
+            project = req.GET["tenant_id"]
+            policy.authorize(ctxt, "os_compute_api:limits:other_project",
+                             {"project_id": project})
+        used = db_instance.count_usage(project)
         q = CONF.quota
         return {"limits": {"rate": [], "absolute": {
             "maxServerMeta": q.metadata_items, "maxPersonality": 5,
@@ -207,20 +216,21 @@ class InstanceActionsController:
                 "start_time": views.usage_time(a.start_time), "user_id": a.user_id}
 
     def index(self, req, server_id):
-        ctxt = wsgi.context_of(req)
+        ctxt = _authorize(req, "os_compute_api:os-instance-actions:list")
         self.api.get(ctxt, server_id, read_deleted=True)
         return {"instanceActions": [self._action(a) for a in db_instance.actions_list(server_id)]}
 
     def show(self, req, server_id, request_id):
-        ctxt = wsgi.context_of(req)
+        ctxt = _authorize(req, "os_compute_api:os-instance-actions:show")
         self.api.get(ctxt, server_id, read_deleted=True)
         action, events = db_instance.action_get(server_id, request_id)
         body = self._action(action)
         body["events"] = []
+        tracebacks = policy.check(ctxt, "os_compute_api:os-instance-actions:events:details")
         for e in events:
             ev = {"event": e.event, "start_time": views.usage_time(e.start_time),
                   "finish_time": views.usage_time(e.finish_time), "result": e.result}
-            if ctxt.is_admin:
+            if tracebacks:
                 ev["traceback"] = e.traceback
             body["events"].append(ev)
         return {"instanceAction": body}
@@ -245,7 +255,7 @@ class RemoteConsolesController:
         self.api = api
 
     def create(self, req, server_id):
-        ctxt = wsgi.context_of(req)
+        ctxt = _authorize(req, "os_compute_api:os-remote-consoles")
         if not wsgi.api_version(req).matches("2.6"):
             raise exception.NotFound(
                 "The resource could not be found: remote-consoles needs microversion 2.6 or later.")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import ipaddress
+import secrets
 import urllib.parse
 from typing import Any
 
 import webob
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.api import validation
 from virtstack.api import wsgi
 from virtstack.api.compute import views
@@ -104,6 +106,22 @@ _vnc_console = {"type": "object", "properties": {"type": {"type": "string", "enu
 _SIMPLE_FILTERS = ("image", "flavor", "reservation_id", "name", "ip", "ip6")
 _ADMIN_FILTERS = ("host", "node", "project_id", "user_id", "vm_state", "task_state")
 
+#: Every action POST /servers/{id}/action offers, and its policy rule: an
+#: action without a rule is not offered (400).
+ACTION_RULES = {
+    "os-start": "os_compute_api:servers:start", "os-stop": "os_compute_api:servers:stop",
+    "pause": "os_compute_api:os-pause-server:pause",
+    "unpause": "os_compute_api:os-pause-server:unpause",
+    "suspend": "os_compute_api:os-suspend-server:suspend",
+    "resume": "os_compute_api:os-suspend-server:resume",
+    "reboot": "os_compute_api:servers:reboot",
+    "os-getConsoleOutput": "os_compute_api:os-console-output",
+    "createImage": "os_compute_api:servers:create_image",
+    "os-getVNCConsole": "os_compute_api:os-remote-consoles",
+}
+#: What makes a server view show host, instance name, host_status, fault details.
+EXTENDED_ATTRIBUTES = "os_compute_api:os-extended-server-attributes"
+
 
 def _base_url(req: webob.Request) -> str:
     return req.host_url + req.script_name
@@ -132,9 +150,17 @@ class ServersController:
 
     def _list(self, req, detail: bool):
         ctxt = wsgi.context_of(req)
+        kind = "detail" if detail else "index"
+        policy.authorize(ctxt, f"os_compute_api:servers:{kind}")
         version = wsgi.api_version(req)
         params = req.GET
         filters: dict[str, Any] = {}
+        if "all_tenants" in params and (params["all_tenants"] == "" or validation.to_bool(
+                params["all_tenants"], "all_tenants")):
+            # As Nova: 403 for a caller the rule refuses, not a silently
+            # narrower list (nova/api/openstack/compute/servers.py _get_servers).
+            policy.authorize(ctxt, f"os_compute_api:servers:{kind}:get_all_tenants")
+            filters["all_tenants"] = True
         for key in _SIMPLE_FILTERS:
             if key in params:
                 filters[key] = params[key]
@@ -156,13 +182,10 @@ class ServersController:
             filters["status"] = status
         if "changes-since" in params:
             filters["changes_since"] = _parse_time(params["changes-since"], "changes-since")
-        if ctxt.is_admin:
+        if policy.check(ctxt, "os_compute_api:servers:allow_all_filters"):
             for key in _ADMIN_FILTERS:
                 if key in params:
                     filters[key] = params[key]
-            if "all_tenants" in params:
-                filters["all_tenants"] = params["all_tenants"] == "" or validation.to_bool(
-                    params["all_tenants"], "all_tenants")
             if "project_id" in params or "tenant_id" in params:
                 filters["project_id"] = params.get("project_id", params.get("tenant_id"))
                 filters["all_tenants"] = True
@@ -183,7 +206,8 @@ class ServersController:
                              sort_keys=sort_keys, sort_dirs=sort_dirs)
         base = _base_url(req)
         if detail:
-            body = {"servers": views.servers_detail(rows, base, version, ctxt.is_admin)}
+            body = {"servers": views.servers_detail(rows, base, version,
+                                                    policy.check(ctxt, EXTENDED_ATTRIBUTES))}
         else:
             body = {"servers": [views.server_brief(r, base) for r in rows]}
         if rows and len(rows) == limit:
@@ -196,19 +220,23 @@ class ServersController:
     # GET /servers/{id}
     def show(self, req, server_id):
         ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "os_compute_api:servers:show")
         row = self.api.get(ctxt, server_id)
         return {"server": views.servers_detail([row], _base_url(req), wsgi.api_version(req),
-                                               ctxt.is_admin)[0]}
+                                               policy.check(ctxt, EXTENDED_ATTRIBUTES))[0]}
 
     # POST /servers
     def create(self, req):
         ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "os_compute_api:servers:create")
         version = wsgi.api_version(req)
         body = wsgi.json_body(req)
         validation.validate({"type": "object", "properties": {"server": _with_description(
             _create_server) if version.matches("2.19") else _create_server},
             "required": ["server"], "additionalProperties": False}, body)
         server = body["server"]
+        if server.get("block_device_mapping_v2"):
+            policy.authorize(ctxt, "os_compute_api:servers:create:attach_volume")
         # The schema's "minimum" does not apply to counts given as strings.
         min_count = validation.to_int(server.get("min_count", 1), "min_count", minimum=1)
         max_count = validation.to_int(server.get("max_count", min_count), "max_count", minimum=1)
@@ -237,7 +265,8 @@ class ServersController:
             description=server.get("description"), key_name=server.get("key_name"),
             user_data=server.get("user_data"),
             availability_zone=server.get("availability_zone"),
-            access_ip_v4=server.get("accessIPv4"), access_ip_v6=server.get("accessIPv6"),
+            access_ip_v4=server.get("accessIPv4"),
+            access_ip_v6=_canonical_ipv6(server.get("accessIPv6")),
             config_drive=config_drive, min_count=min_count, max_count=max_count)
         if return_rid:
             return wsgi.Response({"reservation_id": reservation_id}, status=202)
@@ -246,14 +275,17 @@ class ServersController:
         body = {"server": {"id": row.uuid, "links": views.links(base, "servers", row.uuid),
                            "OS-DCF:diskConfig": "MANUAL",
                            "security_groups": [{"name": "default"}]}}
-        if server.get("adminPass"):
-            body["server"]["adminPass"] = server["adminPass"]
+        # As Nova (enable_instance_password): the password given, else a
+        # generated one; either way it is only reported, never injected.
+        password = server.get("adminPass")
+        body["server"]["adminPass"] = secrets.token_urlsafe(9) if password is None else password
         return wsgi.Response(body, status=202,
                              headers={"Location": f"{base}/v2.1/servers/{row.uuid}"})
 
     # PUT /servers/{id}
     def update(self, req, server_id):
         ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "os_compute_api:servers:update")
         version = wsgi.api_version(req)
         body = wsgi.json_body(req)
         schema = _with_description(_update_server) if version.matches("2.19") else _update_server
@@ -262,12 +294,17 @@ class ServersController:
         fields = {"name": "display_name", "accessIPv4": "access_ip_v4",
                   "accessIPv6": "access_ip_v6", "description": "display_description"}
         values = {col: body["server"][key] for key, col in fields.items() if key in body["server"]}
+        if values.get("access_ip_v6"):
+            values["access_ip_v6"] = _canonical_ipv6(values["access_ip_v6"])
         row = self.api.update(ctxt, server_id, values)
-        return {"server": views.servers_detail([row], _base_url(req), version, ctxt.is_admin)[0]}
+        return {"server": views.servers_detail([row], _base_url(req), version,
+                                               policy.check(ctxt, EXTENDED_ATTRIBUTES))[0]}
 
     # DELETE /servers/{id}
     def delete(self, req, server_id):
-        self.api.delete(wsgi.context_of(req), server_id)
+        ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "os_compute_api:servers:delete")
+        self.api.delete(ctxt, server_id)
         return None
 
     # POST /servers/{id}/action
@@ -277,6 +314,9 @@ class ServersController:
         if not isinstance(body, dict) or len(body) != 1:
             raise exception.Invalid(reason="The action body must be an object with exactly one key.")
         (name, args), = body.items()
+        if name not in ACTION_RULES:
+            raise exception.Invalid(reason=f"Action '{name}' is not supported by this cloud.")
+        policy.authorize(ctxt, ACTION_RULES[name])
         if name in _SIMPLE_ACTIONS:
             if args not in (None, {}):
                 raise exception.ValidationError(field=name, reason="takes no arguments (use null)")
@@ -309,6 +349,12 @@ class ServersController:
             url = self.api.vnc_console_url(ctxt, server_id)
             return wsgi.Response({"console": {"type": args["type"], "url": url}}, status=200)
         raise exception.Invalid(reason=f"Action '{name}' is not supported by this cloud.")
+
+
+def _canonical_ipv6(value: str | None) -> str | None:
+    """An IPv6 address as Nova stores it: compressed ('0:0:0:0:0:babe:220.12.22.2'
+    is '::babe:dc0c:1602'); the schema has checked that it is one."""
+    return ipaddress.IPv6Address(value).compressed if value else value
 
 
 def _check_base64(value: str, field: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.api import validation
 from virtstack.api import wsgi
 from virtstack.compute import api as compute_api
@@ -63,6 +63,7 @@ class VolumeAttachmentsController:
     # GET /servers/{id}/os-volume_attachments
     def index(self, req, server_id):
         ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "os_compute_api:os-volumes-attachments:index")
         params = req.GET
         limit = min(validation.to_int(params["limit"], "limit"), CONF.api.max_limit) \
             if "limit" in params else CONF.api.max_limit
@@ -73,12 +74,15 @@ class VolumeAttachmentsController:
 
     # GET /servers/{id}/os-volume_attachments/{volume_id}
     def show(self, req, server_id, volume_id):
-        row = self.api.show(wsgi.context_of(req), server_id, volume_id)
+        ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "os_compute_api:os-volumes-attachments:show")
+        row = self.api.show(ctxt, server_id, volume_id)
         return {"volumeAttachment": _row_view(row, wsgi.api_version(req))}
 
     # POST /servers/{id}/os-volume_attachments
     def create(self, req, server_id):
         ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "os_compute_api:os-volumes-attachments:create")
         version = wsgi.api_version(req)
         body = wsgi.json_body(req)
         validation.validate(_attach_schema(version), body)
@@ -93,11 +97,14 @@ class VolumeAttachmentsController:
 
     # PUT /servers/{id}/os-volume_attachments/{volume_id}
     def update(self, req, server_id, volume_id):
+        policy.authorize(wsgi.context_of(req), "os_compute_api:os-volumes-attachments:update")
         raise SwapNotImplemented()
 
     # DELETE /servers/{id}/os-volume_attachments/{volume_id}
     def delete(self, req, server_id, volume_id):
-        self.api.detach(wsgi.context_of(req), server_id, volume_id)
+        ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "os_compute_api:os-volumes-attachments:delete")
+        self.api.detach(ctxt, server_id, volume_id)
         return wsgi.Response(None, status=202)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import webob
 
-from virtstack import exception
+from virtstack import context as vs_context
+from virtstack import exception, policy
 from virtstack.api import validation, wsgi
 from virtstack.api.identity import views
 from virtstack.db import identity as db_identity
@@ -76,8 +77,25 @@ def caller(req: webob.Request) -> tokens.ValidToken:
     return valid
 
 
-def is_admin(valid: tokens.ValidToken) -> bool:
-    return "admin" in valid.role_names
+def context_of(valid: tokens.ValidToken) -> vs_context.RequestContext:
+    """The policy credentials of a token: user, project (None when
+    unscoped), their domains and the roles (implied ones included)."""
+    project = valid.project
+    return vs_context.RequestContext(
+        user_id=valid.user.id, user_domain_id=valid.user.domain_id,
+        project_id=project.id if project is not None else None,
+        project_domain_id=project.domain_id if project is not None else None,
+        roles=valid.role_names, overwrite=False)
+
+
+def authorize(req: webob.Request, rule: str,
+              target: dict[str, str] | None = None) -> tokens.ValidToken:
+    """The request's validated token, once policy ``rule`` allows it to act
+    on ``target`` (Keystone's flat keys: ``target.user.id``, ...); 403
+    naming the rule otherwise."""
+    valid = caller(req)
+    policy.authorize(context_of(valid), rule, target)
+    return valid
 
 
 class AuthController:
@@ -94,34 +112,34 @@ class AuthController:
         return wsgi.Response(views.token(valid, not query_flag(req, "nocatalog")), 201,
                              {"X-Subject-Token": valid.token_id})
 
-    def _subject(self, req) -> tokens.ValidToken:
-        """The token named by ``X-Subject-Token``, which the caller may see:
-        their own, or any if they are an admin. 404 for an invalid one."""
-        auth = caller(req)
+    def _subject(self, req, rule: str) -> tokens.ValidToken:
+        """The token named by ``X-Subject-Token``, once ``rule`` allows the
+        caller to act on it (by default: their own, or any for admins). 404
+        for an invalid one."""
+        caller(req)
         subject_id = req.headers.get("X-Subject-Token", "").strip()
         if not subject_id:
             raise exception.ValidationError(field="X-Subject-Token",
                                             reason="the header is required")
         subject = self.provider.validate(subject_id)
-        if subject.user.id != auth.user.id and not is_admin(auth):
-            raise exception.Forbidden(action="identity:validate_token")
+        authorize(req, rule, {"target.token.user_id": subject.user.id})
         return subject
 
     def validate(self, req):
-        subject = self._subject(req)
+        subject = self._subject(req, "identity:validate_token")
         return wsgi.Response(views.token(subject, not query_flag(req, "nocatalog")), 200,
                              {"X-Subject-Token": subject.token_id})
 
     def check(self, req):
-        self._subject(req)
+        self._subject(req, "identity:check_token")
         return wsgi.Response(None, 200)
 
     def revoke(self, req):
-        self.provider.revoke(self._subject(req).payload)
+        self.provider.revoke(self._subject(req, "identity:revoke_token").payload)
         return None
 
     def projects(self, req):
-        valid = caller(req)
+        valid = authorize(req, "identity:get_auth_projects")
         base = req.host_url + req.script_name
         rows = db_identity.projects_of_user(valid.user.id, enabled=True)
         return views.collection("projects", [views.project(p, base) for p in rows],
@@ -129,12 +147,12 @@ class AuthController:
 
     def domains(self, req):
         # Domain-scoped tokens are not offered: no domain to scope to.
-        caller(req)
+        authorize(req, "identity:get_auth_domains")
         base = req.host_url + req.script_name
         return views.collection("domains", [], f"{base}/v3/auth/domains")
 
     def catalog(self, req):
-        valid = caller(req)
+        valid = authorize(req, "identity:get_auth_catalog")
         if valid.project is None:
             raise exception.Forbidden(
                 message="A project-scoped token is required to produce a service catalog.")

@@ -1,9 +1,10 @@
 """/v3/domains, /v3/projects, /v3/users, /v3/roles, role grants and
 /v3/role_assignments.
 
-Management is for admins (a token holding the ``admin`` role); a user may
-read their own user record, their own projects, and the project their token
-is scoped to. Everyone else gets 403.
+Who may do what is policy (``identity:*`` rules, ``virtstack/policies/
+identity.py``): by default management is for admins (a token holding the
+``admin`` role); a user may read their own user record, their own projects,
+and the project their token is scoped to. Everyone else gets 403.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from virtstack import exception, identity
 from virtstack.api import validation, wsgi
 from virtstack.api.identity import views
-from virtstack.api.identity.authentication import caller, is_admin, query_flag
+from virtstack.api.identity.authentication import authorize, query_flag
 from virtstack.db import identity as db_identity
 from virtstack.identity import passwords
 
@@ -69,11 +70,9 @@ def _base(req) -> str:
     return req.host_url + req.script_name
 
 
-def _admin(req, action: str):
-    valid = caller(req)
-    if not is_admin(valid):
-        raise exception.Forbidden(action=f"identity:{action}")
-    return valid
+def _authorize(req, action: str, target: dict[str, str] | None = None):
+    """The caller's token, once rule ``identity:<action>`` allows it."""
+    return authorize(req, f"identity:{action}", target)
 
 
 def _enabled_filter(req) -> bool | None:
@@ -92,23 +91,20 @@ class DomainsController:
     """The one domain, read-only."""
 
     def index(self, req):
-        _admin(req, "list_domains")
+        _authorize(req, "list_domains")
         rows = db_identity.list_domains(name=req.GET.get("name"), enabled=_enabled_filter(req))
         base = _base(req)
         return views.collection("domains", [views.domain(d, base) for d in rows],
                                 f"{base}/v3/domains")
 
     def show(self, req, domain_id):
-        valid = caller(req)
-        if not is_admin(valid) and domain_id not in (valid.user.domain_id,
-                                                     getattr(valid.project, "domain_id", None)):
-            raise exception.Forbidden(action="identity:get_domain")
+        _authorize(req, "get_domain", {"target.domain.id": domain_id})
         return {"domain": views.domain(db_identity.get_domain(domain_id), _base(req))}
 
 
 class ProjectsController:
     def index(self, req):
-        _admin(req, "list_projects")
+        _authorize(req, "list_projects")
         rows = db_identity.list_projects(name=req.GET.get("name"),
                                          domain_id=req.GET.get("domain_id"),
                                          enabled=_enabled_filter(req))
@@ -117,7 +113,7 @@ class ProjectsController:
                                 f"{base}/v3/projects")
 
     def create(self, req):
-        _admin(req, "create_project")
+        _authorize(req, "create_project")
         body = wsgi.json_body(req)
         validation.validate(CREATE_PROJECT, body)
         values = _clean(body["project"])
@@ -134,25 +130,23 @@ class ProjectsController:
         return wsgi.Response({"project": views.project(row, _base(req))}, 201)
 
     def show(self, req, project_id):
-        valid = caller(req)
-        if not is_admin(valid) and getattr(valid.project, "id", None) != project_id:
-            raise exception.Forbidden(action="identity:get_project")
+        _authorize(req, "get_project", {"target.project.id": project_id})
         return {"project": views.project(db_identity.get_project(project_id), _base(req))}
 
     def update(self, req, project_id):
-        _admin(req, "update_project")
+        _authorize(req, "update_project")
         body = wsgi.json_body(req)
         validation.validate(UPDATE_PROJECT, body)
         row = db_identity.update_project(project_id, _clean(body["project"]))
         return {"project": views.project(row, _base(req))}
 
     def delete(self, req, project_id):
-        _admin(req, "delete_project")
+        _authorize(req, "delete_project")
         db_identity.delete_project(project_id)
 
     def user_roles(self, req, project_id, user_id):
         """Roles granted directly to the user on the project."""
-        _admin(req, "list_grants")
+        _authorize(req, "list_grants")
         db_identity.get_project(project_id)
         db_identity.get_user(user_id)
         grants = db_identity.list_assignments(user_id=user_id, project_id=project_id)
@@ -162,11 +156,11 @@ class ProjectsController:
                                 f"{base}/v3/projects/{project_id}/users/{user_id}/roles")
 
     def grant(self, req, project_id, user_id, role_id):
-        _admin(req, "create_grant")
+        _authorize(req, "create_grant")
         db_identity.grant(user_id, project_id, role_id)
 
     def check_grant(self, req, project_id, user_id, role_id):
-        _admin(req, "check_grant")
+        _authorize(req, "check_grant")
         db_identity.get_project(project_id)
         db_identity.get_user(user_id)
         db_identity.get_role(role_id)
@@ -175,13 +169,13 @@ class ProjectsController:
                                                    role_id=role_id)
 
     def revoke_grant(self, req, project_id, user_id, role_id):
-        _admin(req, "revoke_grant")
+        _authorize(req, "revoke_grant")
         db_identity.revoke_grant(user_id, project_id, role_id)
 
 
 class UsersController:
     def index(self, req):
-        _admin(req, "list_users")
+        _authorize(req, "list_users")
         rows = db_identity.list_users(name=req.GET.get("name"),
                                       domain_id=req.GET.get("domain_id"),
                                       enabled=_enabled_filter(req))
@@ -190,7 +184,7 @@ class UsersController:
                                 f"{base}/v3/users")
 
     def create(self, req):
-        _admin(req, "create_user")
+        _authorize(req, "create_user")
         body = wsgi.json_body(req)
         validation.validate(CREATE_USER, body)
         values = self._values(body["user"])
@@ -200,26 +194,22 @@ class UsersController:
         return wsgi.Response({"user": views.user(row, _base(req))}, 201)
 
     def show(self, req, user_id):
-        valid = caller(req)
-        if not is_admin(valid) and valid.user.id != user_id:
-            raise exception.Forbidden(action="identity:get_user")
+        _authorize(req, "get_user", {"target.user.id": user_id})
         return {"user": views.user(db_identity.get_user(user_id), _base(req))}
 
     def update(self, req, user_id):
-        _admin(req, "update_user")
+        _authorize(req, "update_user")
         body = wsgi.json_body(req)
         validation.validate(UPDATE_USER, body)
         row = db_identity.update_user(user_id, self._values(body["user"]))
         return {"user": views.user(row, _base(req))}
 
     def delete(self, req, user_id):
-        _admin(req, "delete_user")
+        _authorize(req, "delete_user")
         db_identity.delete_user(user_id)
 
     def projects(self, req, user_id):
-        valid = caller(req)
-        if not is_admin(valid) and valid.user.id != user_id:
-            raise exception.Forbidden(action="identity:list_user_projects")
+        _authorize(req, "list_user_projects", {"target.user.id": user_id})
         db_identity.get_user(user_id)
         base = _base(req)
         rows = db_identity.projects_of_user(user_id, enabled=_enabled_filter(req))
@@ -242,13 +232,13 @@ class UsersController:
 
 class RolesController:
     def index(self, req):
-        _admin(req, "list_roles")
+        _authorize(req, "list_roles")
         base = _base(req)
         rows = db_identity.list_roles(name=req.GET.get("name"))
         return views.collection("roles", [views.role(r, base) for r in rows], f"{base}/v3/roles")
 
     def create(self, req):
-        _admin(req, "create_role")
+        _authorize(req, "create_role")
         body = wsgi.json_body(req)
         validation.validate(CREATE_ROLE, body)
         values = _clean(body["role"])
@@ -257,18 +247,18 @@ class RolesController:
         return wsgi.Response({"role": views.role(row, _base(req))}, 201)
 
     def show(self, req, role_id):
-        _admin(req, "get_role")
+        _authorize(req, "get_role")
         return {"role": views.role(db_identity.get_role(role_id), _base(req))}
 
     def update(self, req, role_id):
-        _admin(req, "update_role")
+        _authorize(req, "update_role")
         body = wsgi.json_body(req)
         validation.validate(UPDATE_ROLE, body)
         return {"role": views.role(db_identity.update_role(role_id, _clean(body["role"])),
                                    _base(req))}
 
     def delete(self, req, role_id):
-        _admin(req, "delete_role")
+        _authorize(req, "delete_role")
         db_identity.delete_role(role_id)
 
 
@@ -279,7 +269,7 @@ _NEVER_MATCHING = ("group.id", "scope.domain.id", "scope.system")
 
 class RoleAssignmentsController:
     def index(self, req):
-        _admin(req, "list_role_assignments")
+        _authorize(req, "list_role_assignments")
         base = _base(req)
         self_url = req.url
         if any(key in req.GET for key in _NEVER_MATCHING):

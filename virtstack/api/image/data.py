@@ -14,7 +14,7 @@ import webob
 import webob.request
 import webob.static
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.api import wsgi
 from virtstack.image import api as image_api
 
@@ -47,6 +47,7 @@ class ImageDataController:
 
     def upload(self, req: webob.Request, image_id: str) -> None:
         ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "upload_image")
         if (req.content_type or "").lower() != "application/octet-stream":
             raise webob.exc.HTTPUnsupportedMediaType(
                 explanation=f"Content-Type '{req.content_type}' is not supported for image "
@@ -57,7 +58,9 @@ class ImageDataController:
         self.api.upload(ctxt, image_id, _chunks(req), IMAGE_SIZE_CAP)
 
     def download(self, req: webob.Request, image_id: str) -> webob.Response | None:
-        row, data = self.api.download(wsgi.context_of(req), image_id)
+        ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, "download_image")
+        row, data = self.api.download(ctxt, image_id)
         if data is None:
             return None  # 204: the image has no data (yet)
         resp = webob.Response(status=200, content_type="application/octet-stream",

@@ -14,7 +14,7 @@ from typing import Any
 
 import webob
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.api import validation
 from virtstack.api import wsgi
 from virtstack.api.image import schemas, views
@@ -221,12 +221,19 @@ def _change(raw: Any, draft: int) -> image_api.Change:
     return image_api.Change(op=op, name=name, value=value, add_must_be_new=(draft == 4))
 
 
+def _authorize(req: webob.Request, rule: str):
+    """The request's context, once ``rule`` allows it (403 otherwise)."""
+    ctxt = wsgi.context_of(req)
+    policy.authorize(ctxt, rule)
+    return ctxt
+
+
 class ImagesController:
     def __init__(self, api: image_api.ImageAPI):
         self.api = api
 
     def index(self, req: webob.Request) -> dict:
-        ctxt = wsgi.context_of(req)
+        ctxt = _authorize(req, "get_images")
         try:
             rows, more = self.api.list(ctxt, list_query(req.GET))
         except exception.ImageNotFound:
@@ -236,10 +243,10 @@ class ImagesController:
         return views.images(rows, list(req.GET.items()), next_marker)
 
     def show(self, req: webob.Request, image_id: str) -> dict:
-        return views.image(self.api.get(wsgi.context_of(req), image_id))
+        return views.image(self.api.get(_authorize(req, "get_image"), image_id))
 
     def create(self, req: webob.Request) -> wsgi.Response:
-        ctxt = wsgi.context_of(req)
+        ctxt = _authorize(req, "add_image")
         body = wsgi.json_body(req)
         if not isinstance(body, dict):
             raise exception.Invalid(reason="The request body must be a JSON object (an image).")
@@ -259,7 +266,7 @@ class ImagesController:
                              {"Location": f"{req.application_url}/v2/images/{row.id}"})
 
     def update(self, req: webob.Request, image_id: str):
-        ctxt = wsgi.context_of(req)
+        ctxt = _authorize(req, "modify_image")
         draft = PATCH_MEDIA_TYPES.get((req.content_type or "").lower())
         if draft is None:
             allowed = ", ".join(sorted(PATCH_MEDIA_TYPES))
@@ -274,18 +281,19 @@ class ImagesController:
         return views.image(self.api.update(ctxt, image_id, changes))
 
     def delete(self, req: webob.Request, image_id: str) -> None:
-        self.api.delete(wsgi.context_of(req), image_id)
+        self.api.delete(_authorize(req, "delete_image"), image_id)
 
     def add_tag(self, req: webob.Request, image_id: str, tag: str) -> None:
+        ctxt = _authorize(req, "modify_image")
         if len(tag) > 255:
             raise exception.Invalid(reason="A tag must be at most 255 characters long.")
-        self.api.add_tag(wsgi.context_of(req), image_id, tag)
+        self.api.add_tag(ctxt, image_id, tag)
 
     def delete_tag(self, req: webob.Request, image_id: str, tag: str) -> None:
-        self.api.remove_tag(wsgi.context_of(req), image_id, tag)
+        self.api.remove_tag(_authorize(req, "modify_image"), image_id, tag)
 
     def deactivate(self, req: webob.Request, image_id: str) -> None:
-        self.api.deactivate(wsgi.context_of(req), image_id)
+        self.api.deactivate(_authorize(req, "deactivate"), image_id)
 
     def reactivate(self, req: webob.Request, image_id: str) -> None:
-        self.api.reactivate(wsgi.context_of(req), image_id)
+        self.api.reactivate(_authorize(req, "reactivate"), image_id)

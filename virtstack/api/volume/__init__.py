@@ -61,6 +61,7 @@ class VolumeApp:
         v = volumes.VolumesController(self.api)
         r.add("/v3/volumes", "GET", v.index)
         r.add("/v3/volumes/detail", "GET", v.detail)
+        r.add("/v3/volumes/summary", "GET", v.summary)
         r.add("/v3/volumes", "POST", v.create, 202)
         r.add("/v3/volumes/{volume_id}", "GET", v.show)
         r.add("/v3/volumes/{volume_id}", "PUT", v.update)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.api import validation, wsgi
 from virtstack.api.volume import common
+from virtstack.policies import volume_actions as action_rules
 from virtstack.volume import api as volume_api
 
 _connector = {"type": "object", "minProperties": 1}
@@ -62,15 +63,17 @@ class VolumeActionsController:
     def action(self, req, volume_id: str):
         name, args = common.single_key_body(req)
         handler = self.handlers.get(name)
-        if handler is None:
+        # An action without a policy rule is not offered.
+        if handler is None or name not in action_rules.ACTIONS:
             raise exception.Invalid(reason=f"There is no such action: {name}")
+        ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, action_rules.ACTIONS[name])
         if name in NO_ARGS:
             if args not in (None, {}):
                 raise exception.ValidationError(field=name, reason="takes no arguments")
         else:
             validation.validate({"type": "object", "properties": {name: SCHEMAS[name]},
                                  "required": [name]}, {name: args})
-        ctxt = wsgi.context_of(req)
         result = handler(req, ctxt, volume_id, args or {})
         return wsgi.Response(result, status=200) if result is not None else wsgi.Response(
             None, status=202)
@@ -109,7 +112,6 @@ class VolumeActionsController:
         self.api.terminate_connection(ctxt, volume_id, args.get("connector"))
 
     def _reset_status(self, req, ctxt, volume_id, args):
-        common.require_admin(req, "volume_extension:volume_admin_actions:reset_status")
         if "migration_status" in args and len(args) == 1:
             return None  # no migrations here: nothing to reset
         self.api.reset_status(ctxt, volume_id, args.get("status"), args.get("attach_status"))

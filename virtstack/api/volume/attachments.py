@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.api import validation, wsgi
 from virtstack.api.volume import common, views
 from virtstack.conf import CONF
@@ -41,13 +41,20 @@ UPDATE = {
 FILTERS = ("volume_id", "instance_id", "status")
 
 
+def _authorize(req, rule: str):
+    """The request's context, once ``rule`` allows it (403 otherwise)."""
+    ctxt = wsgi.context_of(req)
+    policy.authorize(ctxt, rule)
+    return ctxt
+
+
 class AttachmentsController:
     def __init__(self, api: volume_api.VolumeAPI):
         self.api = api
 
     def _list(self, req, detail: bool):
+        ctxt = _authorize(req, "volume:attachment_get_all")
         common.require_version(req, "3.27")
-        ctxt = wsgi.context_of(req)
         params = common.list_params(req, FILTERS)
         filters = dict(params["filters"])
         if "instance_id" in filters:
@@ -70,11 +77,13 @@ class AttachmentsController:
         return self._list(req, detail=True)
 
     def show(self, req, attachment_id: str):
+        ctxt = _authorize(req, "volume:attachment_get")
         common.require_version(req, "3.27")
-        att = self.api.attachment_get(wsgi.context_of(req), attachment_id)
+        att = self.api.attachment_get(ctxt, attachment_id)
         return {"attachment": views.attachment_detail(att)}
 
     def create(self, req):
+        _authorize(req, "volume:attachment_create")
         common.require_version(req, "3.27")
         body = wsgi.json_body(req)
         validation.validate(CREATE, body)
@@ -88,6 +97,7 @@ class AttachmentsController:
         return {"attachment": views.attachment_detail(result)}
 
     def update(self, req, attachment_id: str):
+        _authorize(req, "volume:attachment_update")
         common.require_version(req, "3.27")
         body = wsgi.json_body(req)
         validation.validate(UPDATE, body)
@@ -96,14 +106,15 @@ class AttachmentsController:
         return {"attachment": views.attachment_detail(result)}
 
     def delete(self, req, attachment_id: str):
+        ctxt = _authorize(req, "volume:attachment_delete")
         common.require_version(req, "3.27")
-        ctxt = wsgi.context_of(req)
         att = self.api.attachment_get(ctxt, attachment_id)
         self.api.attachment_delete(ctxt, attachment_id)
         left = self.api.attachment_list(ctxt, {"volume_id": att["volume_id"]})
         return {"attachments": [views.attachment_summary(a) for a in left]}
 
     def action(self, req, attachment_id: str):
+        _authorize(req, "volume:attachment_complete")
         common.require_version(req, "3.44")
         name, args = common.single_key_body(req)
         if name != "os-complete":

@@ -112,8 +112,3 @@ def require_version(req, minimum: str) -> None:
         raise exception.NotFound(
             message=f"The resource could not be found: this needs microversion {minimum} or "
                     f"later (OpenStack-API-Version: volume {minimum}).")
-
-
-def require_admin(req, action: str) -> None:
-    if not wsgi.context_of(req).is_admin:
-        raise exception.Forbidden(action=action)

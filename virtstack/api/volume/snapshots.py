@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.api import validation, wsgi
 from virtstack.api.volume import common, views
 from virtstack.conf import CONF
@@ -18,7 +18,8 @@ CREATE = {
     "properties": {"snapshot": {
         "type": "object",
         "properties": {
-            "volume_id": {"type": "string", "minLength": 1, "maxLength": 255},
+            # null is allowed as in the Block Storage API: it names no volume (404).
+            "volume_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
             "force": {"type": ["boolean", "string", "null"]},
             "name": _nullable_name, "display_name": _nullable_name,
             "description": _nullable_name, "display_description": _nullable_name,
@@ -45,12 +46,19 @@ UPDATE = {
 FILTERS = ("name", "status", "volume_id", "metadata")
 
 
+def _authorize(req, rule: str):
+    """The request's context, once ``rule`` allows it (403 otherwise)."""
+    ctxt = wsgi.context_of(req)
+    policy.authorize(ctxt, rule)
+    return ctxt
+
+
 class SnapshotsController:
     def __init__(self, api: volume_api.VolumeAPI):
         self.api = api
 
     def _list(self, req, detail: bool):
-        ctxt = wsgi.context_of(req)
+        ctxt = _authorize(req, "volume:get_all_snapshots")
         params = common.list_params(req, FILTERS)
         rows = self.api.snapshot_list(ctxt, params["filters"], params["limit"],
                                       params["marker"], params["sort_keys"],
@@ -73,10 +81,11 @@ class SnapshotsController:
         return self._list(req, detail=True)
 
     def show(self, req, snapshot_id: str):
-        return {"snapshot": views.snapshot_detail(
-            req, self.api.snapshot_get(wsgi.context_of(req), snapshot_id))}
+        ctxt = _authorize(req, "volume:get_snapshot")
+        return {"snapshot": views.snapshot_detail(req, self.api.snapshot_get(ctxt, snapshot_id))}
 
     def create(self, req):
+        _authorize(req, "volume:create_snapshot")
         body = wsgi.json_body(req)
         validation.validate(CREATE, body)
         snap = body["snapshot"]
@@ -88,14 +97,17 @@ class SnapshotsController:
                                                "true (in-use volumes are snapshotted without "
                                                "it).")
             force = True  # in-use volumes may be snapshotted from 3.66 on
+        if snap["volume_id"] is None:
+            raise exception.VolumeNotFound(volume_id=None)
         row = self.api.snapshot_create(
             wsgi.context_of(req), snap["volume_id"],
             name=snap.get("name", snap.get("display_name")),
             description=snap.get("description", snap.get("display_description")),
             metadata=snap.get("metadata") or {}, force=force)
-        return wsgi.Response({"snapshot": views.snapshot_detail(req, row)}, status=202)
+        return wsgi.Response({"snapshot": views.snapshot_summary(req, row)}, status=202)
 
     def update(self, req, snapshot_id: str):
+        _authorize(req, "volume:update_snapshot")
         body = wsgi.json_body(req)
         validation.validate(UPDATE, body)
         snap = body["snapshot"]
@@ -111,17 +123,17 @@ class SnapshotsController:
         if snap.get("metadata") is not None:
             values["metadata_"] = snap["metadata"]
         row = self.api.snapshot_update(wsgi.context_of(req), snapshot_id, values)
-        return {"snapshot": views.snapshot_detail(req, row)}
+        return {"snapshot": views.snapshot_summary(req, row)}
 
     def delete(self, req, snapshot_id: str):
-        self.api.snapshot_delete(wsgi.context_of(req), snapshot_id)
+        self.api.snapshot_delete(_authorize(req, "volume:delete_snapshot"), snapshot_id)
         return wsgi.Response(None, status=202)
 
     def action(self, req, snapshot_id: str):
         name, args = common.single_key_body(req)
         if name != "os-reset_status":
             raise exception.Invalid(reason=f"There is no such action: {name}")
-        common.require_admin(req, "volume_extension:snapshot_admin_actions:reset_status")
+        _authorize(req, "volume_extension:snapshot_admin_actions:reset_status")
         validation.validate({"type": "object", "properties": {"status": {"type": "string"}},
                              "required": ["status"], "additionalProperties": False}, args)
         self.api.snapshot_reset_status(wsgi.context_of(req), snapshot_id, args["status"])

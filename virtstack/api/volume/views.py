@@ -56,8 +56,13 @@ def volume_summary(req, row: models.Volume) -> dict[str, Any]:
             "links": links(req, row.project_id, "volumes", row.id)}
 
 
-def volume_detail(req, row: models.Volume, attachments: Iterable[models.VolumeAttachment],
-                  vtype: models.VolumeType | None, is_admin: bool) -> dict[str, Any]:
+def volume_detail(req, row: models.Volume,
+                  attachments: Iterable[models.VolumeAttachment],
+                  vtype: models.VolumeType | None, is_admin: bool,
+                  extended: bool = True) -> dict[str, Any]:
+    """``extended``: with the attributes the Block Storage API adds to show
+    and list only (tenant, host, migration status, image metadata); its
+    create and update responses have none of them."""
     atts = [attachment_entry(a) for a in attachments if a.attach_status == "attached"]
     view: dict[str, Any] = {
         "id": row.id, "name": row.display_name, "description": row.display_description,
@@ -71,11 +76,12 @@ def volume_detail(req, row: models.Volume, attachments: Iterable[models.VolumeAt
         "encrypted": bool(row.encrypted), "replication_status": None,
         "consistencygroup_id": None, "multiattach": bool(row.multiattach),
         "migration_status": None,
-        "os-vol-tenant-attr:tenant_id": row.project_id,
     }
-    if row.image_metadata:
+    if extended:
+        view["os-vol-tenant-attr:tenant_id"] = row.project_id
+    if extended and row.image_metadata:
         view["volume_image_metadata"] = {k: str(v) for k, v in row.image_metadata.items()}
-    if is_admin:
+    if extended and is_admin:
         view["os-vol-host-attr:host"] = row.host
         view["os-vol-mig-status-attr:migstat"] = None
         view["os-vol-mig-status-attr:name_id"] = None
@@ -97,16 +103,23 @@ def volume_detail(req, row: models.Volume, attachments: Iterable[models.VolumeAt
     return view
 
 
-def volumes_detail(req, rows: list[models.Volume], is_admin: bool) -> list[dict[str, Any]]:
+def volumes_detail(req, rows: list[models.Volume], is_admin: bool,
+                   extended: bool = True) -> list[dict[str, Any]]:
     """Detail views of many volumes with two extra queries in all."""
     attachments = db_volume.attachments_of_volumes(r.id for r in rows)
     types = db_volume.types_by_id(r.volume_type_id for r in rows)
-    return [volume_detail(req, r, attachments[r.id], types.get(r.volume_type_id), is_admin)
+    return [volume_detail(req, r, attachments[r.id], types.get(r.volume_type_id), is_admin,
+                          extended)
             for r in rows]
 
 
 def snapshot_summary(req, row: models.VolumeSnapshot) -> dict[str, Any]:
-    return snapshot_detail(req, row)
+    """The plain list's view, also the create and update responses: the
+    detail view without the extended attributes (progress, project)."""
+    view = snapshot_detail(req, row)
+    del view["os-extended-snapshot-attributes:progress"]
+    del view["os-extended-snapshot-attributes:project_id"]
+    return view
 
 
 def snapshot_detail(req, row: models.VolumeSnapshot) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from virtstack import exception
+from virtstack import exception, policy
 from virtstack.api import validation, wsgi
 from virtstack.api.volume import common, views
 from virtstack.conf import CONF
@@ -61,6 +61,8 @@ META_ITEM = {"type": "object", "properties": {"meta": dict(validation.metadata, 
              "required": ["meta"], "additionalProperties": False}
 
 FILTERS = ("name", "status", "metadata", "bootable", "availability_zone")
+#: What makes a volume view show host, migration and cluster attributes.
+HOST_ATTRIBUTE = "volume_extension:volume_host_attribute"
 
 
 class VolumesController:
@@ -70,15 +72,22 @@ class VolumesController:
     def _ctxt(self, req):
         return wsgi.context_of(req)
 
-    def _show(self, req, row) -> dict[str, Any]:
-        return views.volumes_detail(req, [row], self._ctxt(req).is_admin)[0]
+    def _authorize(self, req, rule: str):
+        """The request's context, once ``rule`` allows it (403 otherwise)."""
+        ctxt = wsgi.context_of(req)
+        policy.authorize(ctxt, rule)
+        return ctxt
+
+    def _show(self, req, row, extended: bool = True) -> dict[str, Any]:
+        return views.volumes_detail(req, [row], policy.check(self._ctxt(req), HOST_ATTRIBUTE),
+                                    extended)[0]
 
     def _list(self, req, detail: bool) -> dict[str, Any]:
-        ctxt = self._ctxt(req)
+        ctxt = self._authorize(req, "volume:get_all")
         params = common.list_params(req, FILTERS)
         rows = self.api.list(ctxt, params["filters"], params["limit"], params["marker"],
                              params["sort_keys"], params["sort_dirs"])
-        items = (views.volumes_detail(req, rows, ctxt.is_admin) if detail
+        items = (views.volumes_detail(req, rows, policy.check(ctxt, HOST_ATTRIBUTE)) if detail
                  else [views.volume_summary(req, r) for r in rows])
         body: dict[str, Any] = {"volumes": items}
         links = views.next_link(req, ctxt.project_id, "volumes", items, params["limit"],
@@ -96,10 +105,32 @@ class VolumesController:
     def detail(self, req):
         return self._list(req, detail=True)
 
+    def summary(self, req):
+        """GET /v3/volumes/summary (3.12): the count and GiB of the volumes
+        a list would show; from 3.36 also each metadata key with its values."""
+        self._authorize(req, "volume:get_all")
+        version = wsgi.api_version(req)
+        if not version.matches("3.12"):
+            raise exception.VolumeNotFound(volume_id="summary")
+        params = common.list_params(req, FILTERS)
+        rows = self.api.list(self._ctxt(req), params["filters"], None, None,
+                             params["sort_keys"], params["sort_dirs"])
+        body: dict[str, Any] = {"total_count": len(rows),
+                                "total_size": sum(r.size or 0 for r in rows)}
+        if version.matches("3.36"):
+            values: dict[str, set[str]] = {}
+            for row in rows:
+                for key, value in (row.metadata_ or {}).items():
+                    values.setdefault(key, set()).add(value)
+            body["metadata"] = {key: sorted(v) for key, v in sorted(values.items())}
+        return {"volume-summary": body}
+
     def show(self, req, volume_id: str):
-        return {"volume": self._show(req, self.api.get(self._ctxt(req), volume_id))}
+        ctxt = self._authorize(req, "volume:get")
+        return {"volume": self._show(req, self.api.get(ctxt, volume_id))}
 
     def create(self, req):
+        self._authorize(req, "volume:create")
         body = wsgi.json_body(req)
         validation.validate(CREATE, body)
         vol = body["volume"]
@@ -111,9 +142,10 @@ class VolumesController:
             image_id=image, volume_type=vol.get("volume_type"),
             metadata=vol.get("metadata") or {},
             availability_zone=vol.get("availability_zone"))
-        return {"volume": self._show(req, row)}
+        return {"volume": self._show(req, row, extended=False)}
 
     def update(self, req, volume_id: str):
+        self._authorize(req, "volume:update")
         body = wsgi.json_body(req)
         validation.validate(UPDATE, body)
         vol = body["volume"]
@@ -129,20 +161,26 @@ class VolumesController:
         if vol.get("metadata") is not None:
             values["metadata_"] = vol["metadata"]
         row = self.api.update(self._ctxt(req), volume_id, values)
-        return {"volume": self._show(req, row)}
+        return {"volume": self._show(req, row, extended=False)}
 
     def delete(self, req, volume_id: str):
+        ctxt = self._authorize(req, "volume:delete")
         cascade = validation.to_bool(req.GET.get("cascade", "false"), "cascade")
         force = validation.to_bool(req.GET.get("force", "false"), "force")
-        self.api.delete(self._ctxt(req), volume_id, force=force, cascade=cascade)
+        if force:
+            policy.authorize(ctxt, "volume:force_delete")
+        self.api.delete(ctxt, volume_id, force=force, cascade=cascade)
         return wsgi.Response(None, status=202)
 
     # -- metadata ------------------------------------------------------------
 
     def metadata_index(self, req, volume_id: str):
-        return {"metadata": dict(self.api.get(self._ctxt(req), volume_id).metadata_ or {})}
+        ctxt = self._authorize(req, "volume:get_volume_metadata")
+        return {"metadata": dict(self.api.get(ctxt, volume_id).metadata_ or {})}
 
     def _set_metadata(self, req, volume_id: str, replace: bool):
+        self._authorize(req, "volume:update_volume_metadata" if replace
+                        else "volume:create_volume_metadata")
         body = wsgi.json_body(req)
         validation.validate(METADATA, body)
         row = self.api.get(self._ctxt(req), volume_id)
@@ -157,12 +195,14 @@ class VolumesController:
         return self._set_metadata(req, volume_id, replace=True)
 
     def metadata_show(self, req, volume_id: str, key: str):
-        meta = self.api.get(self._ctxt(req), volume_id).metadata_ or {}
+        ctxt = self._authorize(req, "volume:get_volume_metadata")
+        meta = self.api.get(ctxt, volume_id).metadata_ or {}
         if key not in meta:
             raise exception.NotFound(message=f"Metadata item was not found: {key}")
         return {"meta": {key: meta[key]}}
 
     def metadata_update(self, req, volume_id: str, key: str):
+        self._authorize(req, "volume:update_volume_metadata")
         body = wsgi.json_body(req)
         validation.validate(META_ITEM, body)
         if list(body["meta"]) != [key]:
@@ -173,6 +213,7 @@ class VolumesController:
         return {"meta": body["meta"]}
 
     def metadata_delete(self, req, volume_id: str, key: str):
+        self._authorize(req, "volume:delete_volume_metadata")
         row = self.api.get(self._ctxt(req), volume_id)
         meta = dict(row.metadata_ or {})
         if key not in meta:

@@ -87,5 +87,18 @@ def test_only_active_images_are_deactivated(images):
     resp = images.request("POST", f"/v2/images/{image['id']}/actions/reactivate", token=ADMIN)
     assert "status 'queued'" in error_message(resp, 403)
     mine = images.create(name="private")
+    # Another project's private image is not there for a member.
     resp = images.request("POST", f"/v2/images/{mine['id']}/actions/deactivate", token=OTHER)
     error_message(resp, 404)
+
+
+def test_a_member_deactivates_and_reactivates_its_own_image(images):
+    """As in Glance (and Tempest's image tests): the owning project's member
+    may; the image's data is then refused to it, as to everyone but admins."""
+    image = images.active_image(b"mine")
+    actions = f"/v2/images/{image['id']}/actions"
+    assert images.request("POST", f"{actions}/deactivate", token=DEMO).status_int == 204
+    assert images.show(image["id"])["status"] == "deactivated"
+    assert "deactivated" in error_message(images.download(image["id"], token=DEMO), 403)
+    assert images.request("POST", f"{actions}/reactivate", token=DEMO).status_int == 204
+    assert images.download(image["id"], token=DEMO).body == b"mine"
