@@ -143,6 +143,31 @@ def any_database(request, conf):
     db_api.dispose()
 
 
+def _call(app, service_type: str, method: str, path: str, body, token: str | None,
+          version: str | None, headers: dict | None, raw: bytes | None):
+    """``app``'s response to a request built from ``Cloud.request``'s
+    arguments; ``version`` is sent as ``OpenStack-API-Version: <service_type>
+    <version>``."""
+    import json as _json
+
+    import webob
+
+    req = webob.Request.blank(path, method=method)
+    if token is not None:
+        req.headers["X-Auth-Token"] = token
+    if version is not None:
+        req.headers["OpenStack-API-Version"] = f"{service_type} {version}"
+    if raw is not None:
+        req.body = raw
+        req.content_type = "application/json"
+    elif body is not None:
+        req.body = _json.dumps(body).encode()
+        req.content_type = "application/json"
+    for k, v in (headers or {}).items():
+        req.headers[k] = v
+    return req.get_response(app)
+
+
 class Cloud:
     """A running all-in-one virtstack (fake driver) plus an in-process
     WSGI client. ``request(method, path, body, token, version)`` returns a
@@ -164,45 +189,11 @@ class Cloud:
                        raw: bytes | None = None):
         """Like ``request``, against the Block Storage API v3 app (paths
         start with /v3; ``version`` is a volume microversion such as "3.44")."""
-        import json as _json
-
-        import webob
-
-        req = webob.Request.blank(path, method=method)
-        if token is not None:
-            req.headers["X-Auth-Token"] = token
-        if version is not None:
-            req.headers["OpenStack-API-Version"] = f"volume {version}"
-        if raw is not None:
-            req.body = raw
-            req.content_type = "application/json"
-        elif body is not None:
-            req.body = _json.dumps(body).encode()
-            req.content_type = "application/json"
-        for k, v in (headers or {}).items():
-            req.headers[k] = v
-        return req.get_response(self.volume_app)
+        return _call(self.volume_app, "volume", method, path, body, token, version, headers, raw)
 
     def request(self, method: str, path: str, body=None, token: str | None = "demo:demo",
                 version: str | None = None, headers: dict | None = None, raw: bytes | None = None):
-        import json as _json
-
-        import webob
-
-        req = webob.Request.blank(path, method=method)
-        if token is not None:
-            req.headers["X-Auth-Token"] = token
-        if version is not None:
-            req.headers["OpenStack-API-Version"] = f"compute {version}"
-        if raw is not None:
-            req.body = raw
-            req.content_type = "application/json"
-        elif body is not None:
-            req.body = _json.dumps(body).encode()
-            req.content_type = "application/json"
-        for k, v in (headers or {}).items():
-            req.headers[k] = v
-        return req.get_response(self.app)
+        return _call(self.app, "compute", method, path, body, token, version, headers, raw)
 
     def create_server(self, name="srv", token="demo:demo", flavor="42", **extra):
         body = {"server": {"name": name, "flavorRef": flavor, "imageRef": self.image_id, **extra}}

@@ -81,46 +81,43 @@ def prepare_database() -> dict[str, Any]:
     return {"flavors_seeded": seeded, "image_id": image_id}
 
 
-class ComputeService:
+class ManagerService:
+    """A host's manager behind its RPC server on ``topic``. ``start``
+    prepares the host, then serves RPC, then (unless told not to) runs the
+    manager's periodic tasks; ``stop`` stops serving, then the manager."""
+
+    def __init__(self, manager, topic: str):
+        self.manager = manager
+        self.server = rpc.get_server(topic, manager.host, [manager])
+
+    def start(self, periodic: bool = True) -> None:
+        self.manager.init_host()
+        self.server.start()
+        if periodic:
+            self.manager.start_periodic_tasks()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.server.wait()
+        self.manager.stop()
+
+
+class ComputeService(ManagerService):
     """The compute manager of this host behind its RPC server."""
 
     def __init__(self, host: str | None = None, driver=None):
         from virtstack.compute import manager, rpcapi
 
-        self.manager = manager.ComputeManager(host=host, driver=driver)
-        self.server = rpc.get_server(rpcapi.TOPIC, self.manager.host, [self.manager])
-
-    def start(self, periodic: bool = True) -> None:
-        self.manager.init_host()
-        self.server.start()
-        if periodic:
-            self.manager.start_periodic_tasks()
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.server.wait()
-        self.manager.stop()
+        super().__init__(manager.ComputeManager(host=host, driver=driver), rpcapi.TOPIC)
 
 
-class VolumeService:
+class VolumeService(ManagerService):
     """The volume manager of this host (its backend) behind its RPC server."""
 
     def __init__(self, host: str | None = None, backend=None):
         from virtstack.volume import manager, rpcapi
 
-        self.manager = manager.VolumeManager(host=host, backend=backend)
-        self.server = rpc.get_server(rpcapi.TOPIC, self.manager.host, [self.manager])
-
-    def start(self, periodic: bool = True) -> None:
-        self.manager.init_host()
-        self.server.start()
-        if periodic:
-            self.manager.start_periodic_tasks()
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.server.wait()
-        self.manager.stop()
+        super().__init__(manager.VolumeManager(host=host, backend=backend), rpcapi.TOPIC)
 
 
 class APIServer:

@@ -47,6 +47,34 @@ def _load_config(args) -> None:
         _fail(exc.format_message())
 
 
+def _start_service(make):
+    """The service ``make()`` builds, started; on a ``VirtstackException``
+    fail with its message."""
+    from virtstack import exception
+
+    try:
+        svc = make()
+        svc.start()
+    except exception.VirtstackException as exc:
+        _fail(exc.format_message())
+    return svc
+
+
+def _start_api_server(make, port: int, started: tuple = ()):
+    """The API server ``make()`` builds, started; when it cannot listen,
+    stop ``started`` (in that order) and fail naming ``port``."""
+    from virtstack.conf import CONF
+
+    try:
+        server = make()
+    except OSError as exc:
+        for svc in started:
+            svc.stop()
+        _fail(f"cannot listen on {CONF.api.listen}:{port}: {exc}")
+    server.start()
+    return server
+
+
 def _wait_forever(stop: threading.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -55,7 +83,7 @@ def _wait_forever(stop: threading.Event) -> None:
 
 def cmd_up(args) -> None:
     """All services in one process."""
-    from virtstack import exception, service
+    from virtstack import service
     from virtstack.conf import CONF
 
     t0 = time.monotonic()
@@ -75,26 +103,13 @@ def cmd_up(args) -> None:
     volume_services = _start_volume_services(with_api=True)
     _say(f"starting the compute service with the '{CONF.compute.compute_driver}' driver "
          "(the first start may probe whether KVM works: a few seconds)")
-    try:
-        compute = service.ComputeService()
-        compute.start()
-    except exception.VirtstackException as exc:
-        _fail(exc.format_message())
+    compute = _start_service(service.ComputeService)
     _say(f"compute service on host '{compute.manager.host}' "
          f"with the '{CONF.compute.compute_driver}' driver")
-    try:
-        api = service.compute_api_server()
-    except OSError as exc:
-        _fail(f"cannot listen on {CONF.api.listen}:{CONF.api.compute_port}: {exc}")
-    api.start()
+    api = _start_api_server(service.compute_api_server, CONF.api.compute_port)
     _say(f"Compute API listening at {api.url}/v2.1 (ready in {time.monotonic() - t0:.2f}s)")
-    try:
-        image_api = service.image_api_server()
-    except OSError as exc:
-        api.stop()
-        compute.stop()
-        _fail(f"cannot listen on {CONF.api.listen}:{CONF.api.image_port}: {exc}")
-    image_api.start()
+    image_api = _start_api_server(service.image_api_server, CONF.api.image_port,
+                                  started=(api, compute))
     _say(f"Image API listening at {image_api.url}/v2")
     identity_apis = _start_identity_api()
     if args.demo:
@@ -122,24 +137,16 @@ def _start_volume_services(with_api: bool) -> list:
     """This host's volume service (its backend checked and its capacity
     published) and, with ``with_api``, the Block Storage API; returns what
     to stop, last started first."""
-    from virtstack import exception, service
+    from virtstack import service
     from virtstack.conf import CONF
 
-    try:
-        volume = service.VolumeService()
-        volume.start()
-    except exception.VirtstackException as exc:
-        _fail(exc.format_message())
+    volume = _start_service(service.VolumeService)
     _say(f"volume service on host '{volume.manager.host}' with the "
          f"'{volume.manager.backend.name}' backend (pool {volume.manager.pool})")
     if not with_api:
         return [volume]
-    try:
-        volume_api = service.volume_api_server()
-    except OSError as exc:
-        volume.stop()
-        _fail(f"cannot listen on {CONF.api.listen}:{CONF.api.volume_port}: {exc}")
-    volume_api.start()
+    volume_api = _start_api_server(service.volume_api_server, CONF.api.volume_port,
+                                   started=(volume,))
     _say(f"Block Storage API listening at {volume_api.url}/v3")
     return [volume_api, volume]
 
@@ -185,11 +192,7 @@ def _start_identity_api() -> list:
 
     if not identity.embedded():
         return []
-    try:
-        server = service.identity_api_server()
-    except OSError as exc:
-        _fail(f"cannot listen on {CONF.api.listen}:{CONF.api.identity_port}: {exc}")
-    server.start()
+    server = _start_api_server(service.identity_api_server, CONF.api.identity_port)
     _say(f"Identity API listening at {server.url}/v3")
     return [server]
 
@@ -323,14 +326,10 @@ def cmd_api(args) -> None:
 
 
 def cmd_compute(args) -> None:
-    from virtstack import exception, service
+    from virtstack import service
 
     service.setup_logging(debug=args.debug)
-    try:
-        compute = service.ComputeService()
-        compute.start()
-    except exception.VirtstackException as exc:
-        _fail(exc.format_message())
+    compute = _start_service(service.ComputeService)
     _say(f"compute service running on host '{compute.manager.host}'")
     _wait_forever(threading.Event())
     compute.stop()

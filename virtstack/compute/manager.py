@@ -19,7 +19,7 @@ import oslo_messaging as messaging
 from oslo_concurrency import lockutils
 
 from virtstack import context as vs_context
-from virtstack import exception
+from virtstack import exception, periodic
 from virtstack.compute import block_devices, states
 from virtstack.compute.flows import spawn as spawn_flow
 from virtstack.conf import CONF
@@ -96,8 +96,7 @@ class ComputeManager(block_devices.BlockDeviceManagerMixin):
         self.host = host or CONF.host
         self.driver = driver or virt_driver.load_driver()
         self.runner = flow_runner.FlowRunner(f"compute:{self.host}")
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.periodic_tasks = periodic.PeriodicTasks("periodic-")
 
     # -- lifecycle of the service --------------------------------------------
 
@@ -126,21 +125,10 @@ class ComputeManager(block_devices.BlockDeviceManagerMixin):
         if CONF.compute.sync_power_state_interval > 0:
             tasks.append(("sync_power_states", CONF.compute.sync_power_state_interval,
                           self.sync_power_states))
-        for name, interval, fn in tasks:
-            t = threading.Thread(target=self._periodic, args=(name, interval, fn),
-                                 name=f"periodic-{name}", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _periodic(self, name: str, interval: float, fn: Callable[[], Any]) -> None:
-        while not self._stop.wait(interval):
-            try:
-                fn()
-            except Exception:  # a periodic task must survive its own errors
-                LOG.exception("Periodic task %s failed", name)
+        self.periodic_tasks.start(tasks)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.periodic_tasks.stop()
         self.driver.register_event_listener(None)
         self.driver.cleanup_host(self.host)
 

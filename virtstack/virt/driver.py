@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import importlib
 import logging
 import threading
 import time
 import types
-from importlib import metadata
 from typing import Any, Callable, Mapping
 
-from virtstack import exception
+from virtstack import exception, registry
 from virtstack.objects import ImageMeta, Instance
 from virtstack.virt import event as virtevent
 
@@ -427,10 +425,7 @@ ENTRY_POINT_GROUP = "virtstack.compute_drivers"
 
 def available_drivers() -> dict[str, str]:
     """Every known driver name and where its class lives."""
-    drivers = dict(BUILTIN_DRIVERS)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        drivers.setdefault(ep.name, ep.value)
-    return drivers
+    return registry.with_entry_points(BUILTIN_DRIVERS, ENTRY_POINT_GROUP)
 
 
 def driver_class(name: str) -> type[ComputeDriver]:
@@ -445,15 +440,11 @@ def driver_class(name: str) -> type[ComputeDriver]:
         target = drivers[name]
     except KeyError:
         raise exception.DriverNotFound(name=name, available=", ".join(sorted(drivers)))
-    module_name, _, attr = target.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
+        return registry.load_class(target, ComputeDriver, lambda: exception.DriverLoadError(
+            name=name, target=target, reason="it is not a ComputeDriver subclass"))
     except (ImportError, AttributeError) as exc:
         raise exception.DriverLoadError(name=name, target=target, reason=str(exc))
-    if not (isinstance(cls, type) and issubclass(cls, ComputeDriver)):
-        raise exception.DriverLoadError(name=name, target=target,
-                                        reason="it is not a ComputeDriver subclass")
-    return cls
 
 
 def load_driver(name: str | None = None, **kwargs: Any) -> ComputeDriver:

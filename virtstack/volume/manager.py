@@ -11,14 +11,13 @@ interrupted.
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Any, Callable
+from typing import Any
 
 import oslo_messaging as messaging
 from oslo_concurrency import lockutils
 
 from virtstack import context as vs_context
-from virtstack import exception
+from virtstack import exception, periodic
 from virtstack.conf import CONF
 from virtstack.db import host as db_host
 from virtstack.db import volume as db_volume
@@ -64,8 +63,7 @@ class VolumeManager:
         #: Our single pool, as volumes' ``host`` names it.
         self.pool = f"{self.host}@{self.backend.name}#{self.backend.name}"
         self.runner = flow_runner.FlowRunner(f"volume:{self.host}")
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.periodic_tasks = periodic.PeriodicTasks("volume-periodic-")
 
     # -- lifecycle of the service --------------------------------------------
 
@@ -85,21 +83,10 @@ class VolumeManager:
         tasks = [("heartbeat", HEARTBEAT_INTERVAL,
                   lambda: db_host.service_heartbeat(self.host, BINARY, TOPIC)),
                  ("report_capacity", CONF.volume.report_interval, self.report_capacity)]
-        for name, interval, fn in tasks:
-            t = threading.Thread(target=self._periodic, args=(name, interval, fn),
-                                 name=f"volume-periodic-{name}", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _periodic(self, name: str, interval: float, fn: Callable[[], Any]) -> None:
-        while not self._stop.wait(interval):
-            try:
-                fn()
-            except Exception:  # a periodic task must survive its own errors
-                LOG.exception("Periodic task %s failed", name)
+        self.periodic_tasks.start(tasks)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.periodic_tasks.stop()
 
     def report_capacity(self) -> None:
         cap = self.backend.get_capacity()

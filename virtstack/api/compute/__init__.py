@@ -7,10 +7,9 @@ import re
 import webob
 import webob.dec
 
-from virtstack.api import auth, wsgi
+from virtstack.api import app, wsgi
 from virtstack.api.compute import resources, servers, volumes
 from virtstack.compute import api as compute_api
-from virtstack.conf import CONF
 
 MIN_VERSION = "2.1"
 #: The newest microversion whose behaviour virtstack implements (2.3 extended
@@ -32,21 +31,19 @@ def _version_doc(base_url: str) -> dict:
                              "type": "application/vnd.openstack.compute+json;version=2.1"}]}
 
 
-def _is_public(path: str) -> bool:
-    return path in ("", "/", "/v2.1", "/v2.1/")
-
-
 _PROJECT_IN_URL = re.compile(r"^/v2\.1/([0-9a-zA-Z_-]{1,64})(/([^/]+).*)?$")
 _COLLECTIONS = {"servers", "flavors", "os-hypervisors", "limits", "images", "extensions"}
 
 
-class ComputeApp:
+class ComputeApp(app.APIApp):
     """Version discovery, authentication, then the v2.1 router."""
+
+    public_paths = ("", "/", "/v2.1", "/v2.1/")
 
     def __init__(self, api: compute_api.ComputeAPI | None = None):
         self.api = api or compute_api.ComputeAPI()
         self.router = self._build_router()
-        self.authed = auth.wrap(self._dispatch, CONF.api.auth_strategy, _is_public)
+        self.authed = self.wrap_auth(self._dispatch)
 
     def _build_router(self) -> wsgi.Router:
         r = wsgi.Router(MICROVERSIONS)
@@ -84,18 +81,10 @@ class ComputeApp:
         r.add("/v2.1/limits", "GET", resources.LimitsController().index)
         return r
 
-    @webob.dec.wsgify
-    def __call__(self, req: webob.Request):
-        base = req.host_url + req.script_name
-        if _is_public(req.path_info):
-            if req.method not in ("GET", "HEAD"):
-                return wsgi.error_response(
-                    405, f"Method {req.method} is not allowed on {req.path}",
-                    {"Allow": "GET, HEAD"})
-            if req.path_info in ("", "/"):
-                return self._json({"versions": [_version_doc(base)]})
-            return self._json({"version": _version_doc(base)})
-        return self.authed
+    def version_response(self, base_url: str, root: bool) -> webob.Response:
+        if root:
+            return app.json_response({"versions": [_version_doc(base_url)]})
+        return app.json_response({"version": _version_doc(base_url)})
 
     @webob.dec.wsgify
     def _dispatch(self, req: webob.Request):
@@ -112,9 +101,3 @@ class ComputeApp:
                          f"match Context's project_id '{ctxt.project_id}'")
             req.path_info = "/v2.1" + (m.group(2) or "")
         return self.router
-
-    @staticmethod
-    def _json(body) -> webob.Response:
-        resp = webob.Response(content_type="application/json", charset="utf-8")
-        resp.json_body = body
-        return resp

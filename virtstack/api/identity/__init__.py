@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import orjson
 import webob
-import webob.dec
 
 from virtstack import exception
-from virtstack.api import wsgi
+from virtstack.api import app, wsgi
 from virtstack.api.identity import authentication, resources, views
 from virtstack.identity import tokens
 
@@ -29,12 +28,14 @@ def _version_doc(base_url: str) -> dict:
 
 
 def _needs_no_token(req: webob.Request) -> bool:
-    return req.path_info in ("", "/", "/v3", "/v3/") or (
+    return req.path_info in IdentityApp.public_paths or (
         req.path_info.rstrip("/") == "/v3/auth/tokens" and req.method == "POST")
 
 
-class IdentityApp:
+class IdentityApp(app.APIApp):
     """Version discovery, token check, then the v3 router."""
+
+    public_paths = ("", "/", "/v3", "/v3/")
 
     def __init__(self, provider: tokens.TokenProvider | None = None):
         self.provider = provider or tokens.TokenProvider.from_config()
@@ -80,19 +81,19 @@ class IdentityApp:
         r.add("/v3/role_assignments", "GET", resources.RoleAssignmentsController().index)
         return r
 
-    @webob.dec.wsgify
-    def __call__(self, req: webob.Request):
-        base = req.host_url + req.script_name
-        if req.path_info in ("", "/", "/v3", "/v3/"):
-            if req.method not in ("GET", "HEAD"):
-                resp = views.error_response(405, f"Method {req.method} is not allowed on "
-                                                 f"{req.path}")
-                resp.headers["Allow"] = "GET, HEAD"
-                return resp
-            if req.path_info in ("", "/"):
-                # Keystone answers 300 Multiple Choices here; clients expect it.
-                return self._json({"versions": {"values": [_version_doc(base)]}}, 300)
-            return self._json({"version": _version_doc(base)})
+    def version_response(self, base_url: str, root: bool) -> webob.Response:
+        if root:
+            # Keystone answers 300 Multiple Choices here; clients expect it.
+            return app.json_response({"versions": {"values": [_version_doc(base_url)]}}, 300)
+        return app.json_response({"version": _version_doc(base_url)})
+
+    def method_not_allowed(self, req: webob.Request) -> webob.Response:
+        resp = views.error_response(405, f"Method {req.method} is not allowed on {req.path}")
+        resp.headers["Allow"] = "GET, HEAD"
+        return resp
+
+    def protected(self, req: webob.Request) -> webob.Response:
+        # Not the [api] auth_strategy: this service checks its own tokens.
         if not _needs_no_token(req):
             token_id = req.headers.get("X-Auth-Token", "").strip()
             if not token_id:
@@ -106,12 +107,6 @@ class IdentityApp:
                     401, "The request you have made requires authentication: the token "
                          "is invalid, expired or revoked.")
         return _identity_errors(req.get_response(self.router))
-
-    @staticmethod
-    def _json(body, status: int = 200) -> webob.Response:
-        resp = webob.Response(status=status, content_type="application/json", charset="utf-8")
-        resp.body = orjson.dumps(body)
-        return resp
 
 
 def _identity_errors(resp: webob.Response) -> webob.Response:

@@ -9,24 +9,15 @@ does) and every v2.x is served at ``/v2``. Errors have Glance's body
 from __future__ import annotations
 
 import webob
-import webob.dec
 
-from virtstack.api import auth, wsgi
+from virtstack.api import app, wsgi
 from virtstack.api.image import data, images, schemas
-from virtstack.conf import CONF
 from virtstack.image import api as image_api
 
 #: v2.0 .. v2.7 (2.7: os_hidden and the os_hash_* attributes). Image import
 #: (2.6) is announced with no import method, which is what /v2/info/import says.
 CURRENT_VERSION = "2.7"
 SUPPORTED_VERSIONS = ("2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0")
-
-_PUBLIC_PATHS = ("", "/", "/versions")
-
-
-def _is_public(path: str) -> bool:
-    return path in _PUBLIC_PATHS
-
 
 def versions(base_url: str) -> dict:
     def version(number: str, status: str) -> dict:
@@ -50,13 +41,16 @@ def _import_info(req: webob.Request) -> dict:
                                "type": "array", "value": []}}
 
 
-class ImageApp:
+class ImageApp(app.APIApp):
     """Version discovery, authentication, then the v2 router."""
+
+    public_paths = ("", "/", "/versions")
+    error_style = "image"
 
     def __init__(self, api: image_api.ImageAPI | None = None):
         self.api = api or image_api.ImageAPI()
         self.router = self._build_router()
-        self.authed = auth.wrap(self.router, CONF.api.auth_strategy, _is_public)
+        self.authed = self.wrap_auth(self.router)
 
     def _build_router(self) -> wsgi.Router:
         r = wsgi.Router(error_style="image")
@@ -78,17 +72,6 @@ class ImageApp:
         r.add("/v2/info/import", "GET", _import_info)
         return r
 
-    @webob.dec.wsgify
-    def __call__(self, req: webob.Request):
-        if _is_public(req.path_info):
-            if req.method not in ("GET", "HEAD"):
-                return wsgi.error_response(405, f"Method {req.method} is not allowed on "
-                                                f"{req.path}", {"Allow": "GET, HEAD"},
-                                           style="image")
-            # "/" lists the choices (300); "/versions" answers the same, 200.
-            status = 300 if req.path_info in ("", "/") else 200
-            resp = webob.Response(status=status, content_type="application/json",
-                                  charset="utf-8")
-            resp.json_body = versions(req.host_url + req.script_name)
-            return resp
-        return self.authed
+    def version_response(self, base_url: str, root: bool) -> webob.Response:
+        # "/" lists the choices (300); "/versions" answers the same, 200.
+        return app.json_response(versions(base_url), status=300 if root else 200)

@@ -9,9 +9,8 @@ import webob
 import webob.dec
 
 from virtstack import exception
-from virtstack.api import auth, wsgi
+from virtstack.api import app, wsgi
 from virtstack.api.volume import actions, attachments, resources, snapshots, volumes
-from virtstack.conf import CONF
 from virtstack.volume import api as volume_api
 
 MIN_VERSION = "3.0"
@@ -39,22 +38,20 @@ def _version_doc(base_url: str) -> dict:
                              "type": "application/vnd.openstack.volume+json;version=3"}]}
 
 
-def _is_public(path: str) -> bool:
-    return path in ("", "/", "/v3", "/v3/")
-
-
 _COLLECTIONS = {"volumes", "snapshots", "attachments", "types", "limits", "os-quota-sets",
                 "os-availability-zone", "os-services", "extensions"}
 _PROJECT_IN_URL = re.compile(r"^/v3/([^/]+)(/([^/]+).*)?$")
 
 
-class VolumeApp:
+class VolumeApp(app.APIApp):
     """Version discovery, authentication, then the v3 router."""
+
+    public_paths = ("", "/", "/v3", "/v3/")
 
     def __init__(self, api: volume_api.VolumeAPI | None = None):
         self.api = api or volume_api.VolumeAPI()
         self.router = self._build_router()
-        self.authed = auth.wrap(self._dispatch, CONF.api.auth_strategy, _is_public)
+        self.authed = self.wrap_auth(self._dispatch)
 
     def _build_router(self) -> wsgi.Router:
         r = wsgi.Router(MICROVERSIONS)
@@ -103,18 +100,10 @@ class VolumeApp:
         r.add("/v3/os-services", "GET", resources.ServicesController().index)
         return r
 
-    @webob.dec.wsgify
-    def __call__(self, req: webob.Request):
-        base = req.host_url + req.script_name
-        if _is_public(req.path_info):
-            if req.method not in ("GET", "HEAD"):
-                return wsgi.error_response(
-                    405, f"Method {req.method} is not allowed on {req.path}",
-                    {"Allow": "GET, HEAD"})
-            if req.path_info in ("", "/"):
-                return self._json({"versions": [_version_doc(base)]}, status=300)
-            return self._json({"versions": [_version_doc(base)]})
-        return self.authed
+    def version_response(self, base_url: str, root: bool) -> webob.Response:
+        # Cinder lists its versions at "/" with 300 Multiple Choices.
+        return app.json_response({"versions": [_version_doc(base_url)]},
+                                 status=300 if root else 200)
 
     @webob.dec.wsgify
     def _dispatch(self, req: webob.Request):
@@ -141,9 +130,3 @@ class VolumeApp:
             return MICROVERSIONS.negotiate(req).matches(PROJECT_OPTIONAL)
         except exception.VirtstackException:
             return True  # the router answers the bad version header itself
-
-    @staticmethod
-    def _json(body, status: int = 200) -> webob.Response:
-        resp = webob.Response(content_type="application/json", charset="utf-8", status=status)
-        resp.json_body = body
-        return resp

@@ -1,5 +1,5 @@
 """Request parsing the Block Storage controllers share: list parameters
-(filters, sorting, paging) and single-key action bodies."""
+(filters, sorting, paging), single-key action bodies and update bodies."""
 
 from __future__ import annotations
 
@@ -112,3 +112,22 @@ def require_version(req, minimum: str) -> None:
         raise exception.NotFound(
             message=f"The resource could not be found: this needs microversion {minimum} or "
                     f"later (OpenStack-API-Version: volume {minimum}).")
+
+
+#: A PUT body's keys -> the columns they set (both names of each field).
+_UPDATABLE = (("name", "display_name"), ("display_name", "display_name"),
+              ("description", "display_description"),
+              ("display_description", "display_description"))
+
+
+def update_values(element: dict[str, Any]) -> dict[str, Any]:
+    """The column values a validated PUT body element (``body["volume"]`` or
+    ``body["snapshot"]``) sets: names, descriptions, metadata (a null
+    metadata changes nothing). 400 for an empty element."""
+    if not element:
+        raise exception.Invalid(reason="Missing request body element: give name, "
+                                       "description or metadata to update.")
+    values: dict[str, Any] = {col: element[key] for key, col in _UPDATABLE if key in element}
+    if element.get("metadata") is not None:
+        values["metadata_"] = element["metadata"]
+    return values

@@ -110,18 +110,7 @@ class SnapshotsController:
         _authorize(req, "volume:update_snapshot")
         body = wsgi.json_body(req)
         validation.validate(UPDATE, body)
-        snap = body["snapshot"]
-        if not snap:
-            raise exception.Invalid(reason="Missing request body element: give name, "
-                                           "description or metadata to update.")
-        values: dict[str, Any] = {}
-        for api_key, col in (("name", "display_name"), ("display_name", "display_name"),
-                             ("description", "display_description"),
-                             ("display_description", "display_description")):
-            if api_key in snap:
-                values[col] = snap[api_key]
-        if snap.get("metadata") is not None:
-            values["metadata_"] = snap["metadata"]
+        values = common.update_values(body["snapshot"])
         row = self.api.snapshot_update(wsgi.context_of(req), snapshot_id, values)
         return {"snapshot": views.snapshot_summary(req, row)}
 

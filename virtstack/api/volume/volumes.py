@@ -148,18 +148,7 @@ class VolumesController:
         self._authorize(req, "volume:update")
         body = wsgi.json_body(req)
         validation.validate(UPDATE, body)
-        vol = body["volume"]
-        if not vol:
-            raise exception.Invalid(reason="Missing request body element: give name, "
-                                           "description or metadata to update.")
-        values: dict[str, Any] = {}
-        for api_key, col in (("name", "display_name"), ("display_name", "display_name"),
-                             ("description", "display_description"),
-                             ("display_description", "display_description")):
-            if api_key in vol:
-                values[col] = vol[api_key]
-        if vol.get("metadata") is not None:
-            values["metadata_"] = vol["metadata"]
+        values = common.update_values(body["volume"])
         row = self.api.update(self._ctxt(req), volume_id, values)
         return {"volume": self._show(req, row, extended=False)}
 

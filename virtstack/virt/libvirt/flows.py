@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from typing import Any, Callable
 
 from taskflow import task
 from taskflow.patterns import linear_flow
 
 from virtstack import exception
-from virtstack.virt import power_state
+from virtstack.virt import power_state, snapshot
 from virtstack.virt.libvirt import designer
+from virtstack.virt.snapshot import MoveToStore
 
 LOG = logging.getLogger(__name__)
 
@@ -201,7 +201,9 @@ def get_spawn_flow(power_on: bool = True) -> linear_flow.Flow:
 # Inputs: ``guest`` (guest.Guest), ``backend``, ``root_file`` and
 # ``root_format`` (the root disk), ``part`` (a temporary path in the
 # instance directory), ``dest`` (the image store's path for the new image),
-# ``update_task_state`` (the compute manager's callback).
+# ``update_task_state`` (the compute manager's callback). The capture's
+# revert and the last step (``MoveToStore``) are every driver's:
+# ``virt/snapshot.py``.
 
 class NoteRunning(task.Task):
     """Whether the guest runs before the capture (the reverts need to know,
@@ -231,17 +233,14 @@ class PauseForCapture(task.Task):
             guest.resume()
 
 
-class CaptureDisk(task.Task):
-    """Copy the root disk (backing chain collapsed) to ``part`` as qcow2."""
+class CaptureDisk(snapshot.CaptureToPart):
+    """Copy the root disk (backing chain collapsed) to ``part`` as qcow2;
+    revert removes the copy."""
 
     def execute(self, backend, root_file: str, root_format: str, part: str,
                 update_task_state) -> None:
         update_task_state(task_state="image_pending_upload", expected_state="image_snapshot")
         backend.capture(root_file, root_format, part)
-
-    def revert(self, part: str, *args: Any, **kwargs: Any) -> None:
-        if os.path.exists(part):
-            os.unlink(part)
 
 
 class ResumeAfterCapture(task.Task):
@@ -251,22 +250,6 @@ class ResumeAfterCapture(task.Task):
 
     def revert(self, *args: Any, **kwargs: Any) -> None:
         pass  # the guest runs as it did before; nothing to undo
-
-
-class MoveToStore(task.Task):
-    """Put the copy where the image store wants it (a rename when images
-    and instances share a filesystem); provides its size."""
-
-    default_provides = "size"
-
-    def execute(self, part: str, dest: str, update_task_state) -> int:
-        update_task_state(task_state="image_uploading", expected_state="image_pending_upload")
-        shutil.move(part, dest)
-        return os.path.getsize(dest)
-
-    def revert(self, dest: str, *args: Any, **kwargs: Any) -> None:
-        if os.path.exists(dest):
-            os.unlink(dest)
 
 
 def get_snapshot_flow() -> linear_flow.Flow:

@@ -6,10 +6,7 @@ name fails with one line naming the available backends.
 
 from __future__ import annotations
 
-import importlib
-from importlib import metadata
-
-from virtstack import exception
+from virtstack import exception, registry
 from virtstack.volume.backends.base import VolumeBackend
 
 BUILTIN_BACKENDS: dict[str, str] = {
@@ -23,10 +20,7 @@ ENTRY_POINT_GROUP = "virtstack.volume_backends"
 
 
 def available_backends() -> dict[str, str]:
-    backends = dict(BUILTIN_BACKENDS)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        backends.setdefault(ep.name, ep.value)
-    return backends
+    return registry.with_entry_points(BUILTIN_BACKENDS, ENTRY_POINT_GROUP)
 
 
 def backend_class(name: str) -> type[VolumeBackend]:
@@ -37,12 +31,8 @@ def backend_class(name: str) -> type[VolumeBackend]:
         raise exception.ConfigError(
             reason=f"[volume] backend '{name}' is unknown; available: "
                    f"{', '.join(sorted(backends))}") from None
-    module_name, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    if not (isinstance(cls, type) and issubclass(cls, VolumeBackend)):
-        raise exception.ConfigError(reason=f"volume backend '{name}' ({target}) is not a "
-                                           f"VolumeBackend")
-    return cls
+    return registry.load_class(target, VolumeBackend, lambda: exception.ConfigError(
+        reason=f"volume backend '{name}' ({target}) is not a VolumeBackend"))
 
 
 def load_backend(host: str, name: str | None = None) -> VolumeBackend:

@@ -3,10 +3,9 @@ keyed by ``[powervm] disk_driver``."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from virtstack import exception
+from virtstack import exception, registry
 from virtstack.virt.powervm.disk.driver import DiskAdapter
 
 #: disk_driver name -> "module:Class"
@@ -19,12 +18,12 @@ DISK_DRIVERS: dict[str, str] = {
 def disk_adapter_class(name: str) -> type[DiskAdapter]:
     """The class registered as ``name``; ``ConfigError`` naming the known ones."""
     try:
-        module_name, _, attr = DISK_DRIVERS[name].partition(":")
+        target = DISK_DRIVERS[name]
     except KeyError:
         raise exception.ConfigError(reason=(
             f"[powervm] disk_driver {name!r} is unknown; available: "
             f"{', '.join(sorted(DISK_DRIVERS))}"))
-    return getattr(importlib.import_module(module_name), attr)
+    return registry.load_target(target)
 
 
 def get_disk_adapter(name: str, adapter: Any, host_uuid: str, **options: Any) -> DiskAdapter:

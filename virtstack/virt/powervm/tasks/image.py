@@ -8,14 +8,11 @@ Inputs: ``read_disk`` (``udid -> chunks``, from the connection),
 
 from __future__ import annotations
 
-import os
-import shutil
-from typing import Any
-
-from taskflow import task
+from virtstack.virt import snapshot
+from virtstack.virt.snapshot import MoveToStore  # noqa: F401 (the flow's last step)
 
 
-class CaptureBootDisk(task.Task):
+class CaptureBootDisk(snapshot.CaptureToPart):
     """Copy the boot disk's data to ``part``; revert removes the copy."""
 
     def execute(self, read_disk, disk_udid: str, part: str, update_task_state) -> None:
@@ -23,22 +20,3 @@ class CaptureBootDisk(task.Task):
         with open(part, "wb") as out:
             for chunk in read_disk(disk_udid):
                 out.write(chunk)
-
-    def revert(self, part: str, *args: Any, **kwargs: Any) -> None:
-        if os.path.exists(part):
-            os.unlink(part)
-
-
-class MoveToStore(task.Task):
-    """Put the copy where the image store wants it; provides its size."""
-
-    default_provides = "size"
-
-    def execute(self, part: str, dest: str, update_task_state) -> int:
-        update_task_state(task_state="image_uploading", expected_state="image_pending_upload")
-        shutil.move(part, dest)
-        return os.path.getsize(dest)
-
-    def revert(self, dest: str, *args: Any, **kwargs: Any) -> None:
-        if os.path.exists(dest):
-            os.unlink(dest)

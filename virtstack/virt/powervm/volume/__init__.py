@@ -5,10 +5,9 @@ fc_attach_strategy`` (vscsi or npiv)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from virtstack import exception
+from virtstack import exception, registry
 from virtstack.objects import Instance
 from virtstack.virt.powervm.volume.driver import VolumeAdapter
 
@@ -23,13 +22,13 @@ def volume_adapter_class(driver_volume_type: str, strategy: str) -> type[VolumeA
     """The adapter for a volume type and strategy; ``Invalid`` naming the
     supported combinations for any other."""
     try:
-        module_name, _, attr = VOLUME_ADAPTERS[(driver_volume_type, strategy)].partition(":")
+        target = VOLUME_ADAPTERS[(driver_volume_type, strategy)]
     except KeyError:
         known = ", ".join(f"{t} ({s})" for t, s in sorted(VOLUME_ADAPTERS))
         raise exception.Invalid(reason=(
             f"the PowerVM driver cannot attach {driver_volume_type!r} volumes with the "
             f"{strategy!r} strategy; it attaches: {known}"))
-    return getattr(importlib.import_module(module_name), attr)
+    return registry.load_target(target)
 
 
 def get_volume_adapter(adapter: Any, host_uuid: str, instance: Instance,
