@@ -38,7 +38,11 @@ class Service:
         self.state, self.port = state, port
         self.conf = os.path.join(state, f"virtstack-{len(os.listdir(state))}.conf")
         with open(self.conf, "w") as f:
+            # Ports of its own for every API (the defaults may be taken by a
+            # running cloud); noauth tokens, as HEADERS.
             f.write(f"[DEFAULT]\nstate_path = {state}\n[api]\ncompute_port = {port}\n"
+                    f"volume_port = {_free_port()}\nimage_port = {_free_port()}\n"
+                    f"identity_port = {_free_port()}\nauth_strategy = noauth\n"
                     f"[compute]\ncompute_driver = {driver}\n{compute_extra}{extra}")
         exe = os.path.join(os.path.dirname(sys.executable), "virtstack")
         self.log = open(os.path.join(state, "stdout.log"), "ab")
@@ -119,8 +123,13 @@ def _settled(service: Service, sid: str) -> dict:
 
 
 @pytest.fixture
-def state_dir(tmp_path):
-    return str(tmp_path)
+def state_dir(request):
+    """A state path the volume service accepts: its file volumes must be
+    reachable by QEMU (pytest's tmp_path is private to root)."""
+    state = tempfile.mkdtemp(prefix="virtstack-crash-", dir="/tmp")
+    os.chmod(state, 0o711)
+    request.addfinalizer(lambda: shutil.rmtree(state, ignore_errors=True))
+    return state
 
 
 def test_kill_9_mid_spawn_then_restart_finishes_the_build(state_dir):
