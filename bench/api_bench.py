@@ -42,10 +42,17 @@ def free_port() -> int:
 def start_service(state: str, port: int, extra_conf: str = "", driver: str = "fake",
                   compute_conf: str = "") -> tuple[subprocess.Popen, float]:
     """``virtstack up`` on its own state dir and port; (process, seconds until
-    the API answered)."""
+    the API answered). The other APIs listen on free ports of their own, all
+    take ``noauth`` tokens (``user:project``), and the state dir is made
+    traversable for QEMU (the volume service insists); ``extra_conf`` may
+    override any of it (a later value wins)."""
+    os.chmod(state, 0o711)
     conf = os.path.join(state, "virtstack.conf")
     with open(conf, "w") as f:
-        f.write(f"[DEFAULT]\nstate_path = {state}\n[api]\ncompute_port = {port}\n"
+        f.write(f"[DEFAULT]\nstate_path = {state}\n"
+                f"[api]\ncompute_port = {port}\nauth_strategy = noauth\n"
+                f"volume_port = {free_port()}\nimage_port = {free_port()}\n"
+                f"identity_port = {free_port()}\n"
                 f"[compute]\ncompute_driver = {driver}\n{compute_conf}{extra_conf}")
     exe = os.path.join(os.path.dirname(sys.executable), "virtstack")
     t0 = time.monotonic()

@@ -215,6 +215,7 @@ def main() -> None:
                 "target_s": round(m_floor * 1.10 + 0.100, 3),
                 "met": m_ours <= m_floor * 1.10 + 0.100,
                 "rounds": args.rounds,
+                "ours_s": [round(x, 3) for x in ours], "floor_s": [round(x, 3) for x in floor],
             }
         result["concurrent"] = [concurrent_boots(session, base, image, int(n))
                                 for n in args.concurrent.split(",") if n]

@@ -1,8 +1,8 @@
 """[DEFAULT]: where state lives and who this host is.
 
 ``transport_url`` and ``rpc_response_timeout`` are oslo.messaging's own
-options (also in [DEFAULT]); an unset ``transport_url`` means ``fake://``:
-every service in this one process.
+options (also in [DEFAULT]); an unset ``transport_url`` means ``inproc://``
+(``virtstack/rpc/inproc.py``): every service in this one process.
 """
 
 import os

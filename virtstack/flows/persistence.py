@@ -10,14 +10,24 @@ one shared instance is safe across threads; this subclass keeps it.
 
 from __future__ import annotations
 
+import copy
 import threading
+from typing import Any
 
 import sqlalchemy as sa
+from taskflow import storage as tf_storage
 from taskflow.persistence.backends import impl_sqlalchemy
 
 
+def _without_progress(atom_detail) -> dict[str, Any]:
+    """The atom detail as stored, less its progress number (a copy)."""
+    data = atom_detail.to_dict()
+    data["meta"] = {k: v for k, v in data["meta"].items() if k != tf_storage.META_PROGRESS}
+    return copy.deepcopy(data)
+
+
 class _Connection(impl_sqlalchemy.Connection):
-    """TaskFlow's connection, minus no-op writes.
+    """TaskFlow's connection, minus no-op writes and progress-only writes.
 
     Every flow state change makes TaskFlow save the whole flow detail, and
     the SQLAlchemy backend then rewrites every atom row of the flow even when
@@ -25,6 +35,16 @@ class _Connection(impl_sqlalchemy.Connection):
     UPDATEs were identical rewrites (counted with a statement listener). An
     atom whose merged state equals what is stored is not written again;
     everything that changed is written as before.
+
+    Each task state change (RUNNING, SUCCESS, REVERTING, REVERTED) is also
+    followed by a write transaction of its own that only sets the task's
+    progress number (0.0 or 1.0; TaskFlow's ``change_state``): two of the four
+    transactions per task. Nothing reads that number back but progress
+    reporting in this process (a resumed flow decides by states, intentions
+    and results, and reads a missing progress as 0.0), so such a write is not
+    made when the atom's row, as this thread has just written it, differs in
+    nothing else; the number reaches the row with the atom's next write. Any
+    other change (progress details included) is written at once.
     """
 
     def __init__(self, *args, **kwargs):
@@ -33,6 +53,23 @@ class _Connection(impl_sqlalchemy.Connection):
         # One statement with bind parameters, compiled once, instead of a new
         # statement with ~20 coerced literals per write.
         self._update_atom = sa.update(table).where(table.c.uuid == sa.bindparam("_where_uuid"))
+        # Per thread (a flow runs in one): the atom row this thread last
+        # wrote and committed, as _without_progress() gives it.
+        self._written = threading.local()
+
+    def update_atom_details(self, atom_detail):
+        last = getattr(self._written, "atom", None)
+        if last is not None and last["uuid"] == atom_detail.uuid \
+                and _without_progress(atom_detail) == last:
+            return atom_detail  # what the row would hold after the write
+        self._written.atom = None
+        stored = super().update_atom_details(atom_detail)
+        self._written.atom = _without_progress(stored)
+        return stored
+
+    def update_flow_details(self, flow_detail):
+        self._written.atom = None  # may write atoms too: compare with no snapshot
+        return super().update_flow_details(flow_detail)
 
     def _update_atom_details(self, conn, ad, e_ad):
         before = e_ad.to_dict()

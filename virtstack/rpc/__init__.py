@@ -1,9 +1,11 @@
 """The one RPC facade: services talk to each other only through this.
 
 Built on oslo.messaging. ``[DEFAULT] transport_url`` picks the transport:
-``fake://`` keeps every message in this process (all-in-one), ``rabbit://``
-goes over RabbitMQ so services can run on many hosts. Request contexts travel
-with every message (``ContextSerializer``).
+``inproc://`` (the default, ``rpc/inproc.py``) keeps every message in this
+process (all-in-one), as oslo.messaging's ``fake://`` does but without its
+listeners' 50 ms polling; ``rabbit://`` goes over RabbitMQ so services can
+run on many hosts. Request contexts travel with every message
+(``ContextSerializer``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ _transport: messaging.Transport | None = None
 
 #: Exceptions that may cross RPC and be re-raised as themselves by callers.
 ALLOWED_EXMODS = ["virtstack.exception"]
+
+#: The transport when none is configured: every service in this process.
+DEFAULT_URL = "inproc://"
+#: Transports (URL schemes) whose messages never leave this process.
+IN_PROCESS = ("inproc", "fake")
 
 
 def register_opts(conf) -> None:
@@ -84,7 +91,7 @@ def cleanup() -> None:
 
 
 def transport_url() -> str:
-    """The configured transport, ``fake://`` (in-process) when unset.
+    """The configured transport, ``DEFAULT_URL`` (in-process) when unset.
 
     oslo.messaging's own default ('rabbit://', a broker on localhost) does
     not count as configured: only a value from a config file, the command
@@ -92,8 +99,8 @@ def transport_url() -> str:
     register_opts(CONF)  # again: a test fixture may have unregistered them
     location = CONF.get_location("transport_url")
     if location is None or location.location == cfg.Locations.opt_default:
-        return "fake://"
-    return CONF.transport_url or "fake://"
+        return DEFAULT_URL
+    return CONF.transport_url or DEFAULT_URL
 
 
 class Client:
@@ -122,12 +129,12 @@ def get_server(topic: str, server: str,
     in a thread pool (oslo.messaging's threading executor). Start it with
     ``.start()``; stop with ``.stop(); .wait()``.
 
-    On the in-process transport, errors leave the endpoints as they would
+    On the in-process transports, errors leave the endpoints as they would
     arrive over a broker (see ``_OverTheWire``), so that callers behave the
-    same on fake:// and rabbit://."""
+    same in process and on rabbit://."""
     target = messaging.Target(topic=topic, server=server)
     endpoints = list(endpoints)
-    if transport_url().startswith("fake:"):
+    if transport_url().partition(":")[0] in IN_PROCESS:
         endpoints = [_OverTheWire(e) for e in endpoints]
     return messaging.get_rpc_server(get_transport(), target, endpoints,
                                     serializer=ContextSerializer())
@@ -135,9 +142,9 @@ def get_server(topic: str, server: str,
 
 class _OverTheWire:
     """An endpoint whose exceptions are serialised and rebuilt as a real
-    transport does. oslo.messaging's fake driver hands the endpoint's
-    exception object itself to the caller; over RabbitMQ the caller gets the
-    same class only for ``ALLOWED_EXMODS`` and builtins, and
+    transport does. oslo.messaging's fake driver (and so ``inproc://``) hands
+    the endpoint's exception object itself to the caller; over RabbitMQ the
+    caller gets the same class only for ``ALLOWED_EXMODS`` and builtins, and
     ``messaging.RemoteError`` for anything else."""
 
     def __init__(self, endpoint: Any):

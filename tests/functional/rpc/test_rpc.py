@@ -1,5 +1,6 @@
 """The RPC facade end to end: calls and casts with the request context, remote
-errors, over the in-process transport and over real RabbitMQ."""
+errors, over both in-process transports (``inproc://``, the default, and
+oslo.messaging's ``fake://``) and over real RabbitMQ."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid as uuidlib
 
 import oslo_messaging as messaging
@@ -55,11 +57,18 @@ class Endpoint:
 
 
 @pytest.fixture
-def transport(conf):
-    """A fresh process transport for the test (and none left behind)."""
+def fresh(conf):
+    """No process transport before or after the test."""
     rpc.cleanup()
     yield
     rpc.cleanup()
+
+
+@pytest.fixture(params=["inproc://", "fake://"])
+def transport(request, conf, fresh):
+    """A fresh process transport of each in-process kind for the test."""
+    conf.config(transport_url=request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -83,15 +92,39 @@ def _ctx(**kw) -> vs_context.RequestContext:
     return vs_context.RequestContext(**values)
 
 
-def test_fake_transport_is_the_default(transport):
+def test_inproc_transport_is_the_default(fresh):
     """Unset means in-process, also after a transport was made and closed
     (oslo.messaging's own default would be a broker on localhost)."""
     for _ in range(2):
-        assert rpc.transport_url() == "fake://"
+        assert rpc.transport_url() == "inproc://"
         transport = rpc.get_transport()
         assert transport is rpc.get_transport()
-        assert type(transport._driver).__name__ == "FakeDriver"
+        assert type(transport._driver).__name__ == "InProcessDriver"
         rpc.cleanup()
+
+
+def test_the_configured_in_process_transport_is_used(transport):
+    assert rpc.transport_url() == transport
+    expected = {"inproc://": "InProcessDriver", "fake://": "FakeDriver"}[transport]
+    assert type(rpc.get_transport()._driver).__name__ == expected
+
+
+def test_inproc_calls_do_not_wait_for_a_poll(fresh):
+    """fake:// servers look for messages every 50 ms, so 20 calls in a row
+    take about a second; on inproc:// (the default) each is picked up at once."""
+    topic = f"test-rpc-{uuidlib.uuid4().hex[:12]}"
+    server = rpc.get_server(topic, "server-1", [Endpoint()])
+    server.start()
+    try:
+        client = rpc.Client(topic)
+        client.call(_ctx(), "echo", timeout=WAIT, payload=0)
+        t0 = time.monotonic()
+        for n in range(20):
+            assert client.call(_ctx(), "echo", timeout=WAIT, payload=n)["payload"] == n
+        assert time.monotonic() - t0 < 0.5
+    finally:
+        server.stop()
+        server.wait()
 
 
 def test_call_round_trip_keeps_the_context(served):

@@ -108,3 +108,28 @@ def test_connector_properties_come_from_os_brick_with_our_name():
     assert props["initiator"] == "iqn.2010-10.org.virtstack:c:1"
     assert (props["host"], props["ip"], props["multipath"]) == ("cmp1", "192.0.2.10", False)
     assert props["platform"] and props["os_type"] == "linux"
+
+
+@pytest.fixture
+def brick_cache():
+    """os-brick's answers are kept per process: start and end empty."""
+    initiator._brick_properties.cache_clear()
+    yield
+    initiator._brick_properties.cache_clear()
+
+
+def test_os_brick_is_asked_once_per_host(brick_cache):
+    """Its six commands ran on every attach; the host they describe stays."""
+    brick = pytest.importorskip("os_brick.initiator.connector")
+    with mock.patch.object(brick, "get_connector_properties", autospec=True,
+                           return_value={"platform": "x86_64", "ip": "192.0.2.10",
+                                         "host": "cmp1", "wwpns": ["50014380186af83c"]}) as ask:
+        first = initiator.connector_properties("192.0.2.10", "cmp1", "iqn.2010-10.x:a")
+        first["wwpns"].append("changed by a caller")
+        second = initiator.connector_properties("192.0.2.10", "cmp1", "iqn.2010-10.x:b")
+        assert ask.call_count == 1
+        assert second["initiator"] == "iqn.2010-10.x:b" and first["initiator"] == "iqn.2010-10.x:a"
+        assert second["wwpns"] == ["50014380186af83c"]  # each caller has its own copy
+        initiator.connector_properties("192.0.2.11", "cmp1", "iqn.2010-10.x:a")
+        assert ask.call_count == 2  # another address: asked again
+        assert ask.call_args[0][1] == "192.0.2.11"

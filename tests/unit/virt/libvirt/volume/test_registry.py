@@ -76,3 +76,18 @@ def test_forget_instance_asks_every_connector_once():
     host.list_secrets.return_value = []
     volume.VolumeConnectors(host, "qemu", "iqn").forget_instance("inst-1")
     host.list_secrets.assert_called_once_with()  # the iSCSI connector looked for secrets
+
+
+def test_a_types_class_is_looked_up_once():
+    """Each lookup reads every installed distribution's entry points."""
+    connectors = volume.VolumeConnectors(mock.sentinel.host, "qemu", "iqn")
+    with mock.patch.object(volume.metadata, "entry_points", autospec=True,
+                           return_value=[]) as entry_points:
+        first = connectors.get({"driver_volume_type": "file"})
+        assert connectors.get({"driver_volume_type": "file"}) is first
+        assert entry_points.call_count == 1
+        with pytest.raises(exception.VolumeDriverNotFound):
+            connectors.get({"driver_volume_type": "rbd"})
+        with pytest.raises(exception.VolumeDriverNotFound):
+            connectors.get({"driver_volume_type": "rbd"})  # unknown: asked again
+        assert entry_points.call_count == 3
