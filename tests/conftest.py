@@ -223,7 +223,8 @@ class Cloud:
 
 @pytest.fixture
 def cloud(database, conf, monkeypatch, request):
-    """API + compute service on the fake driver, RPC over fake://."""
+    """API + compute + volume services on the fake driver, RPC over the
+    default in-process transport (inproc://)."""
     import futurist._thread
 
     from virtstack import rpc, service
