@@ -190,9 +190,14 @@ def case(driver: ComputeDriver, request: pytest.FixtureRequest) -> ContractCase:
 @pytest.fixture(autouse=True)
 def _declared_operations_only(request: pytest.FixtureRequest) -> None:
     marker = request.node.get_closest_marker("operation")
-    if marker is None or marker.kwargs.get("declaration"):
+    if marker is None:
         return
     drv = request.getfixturevalue("driver")
+    # What this driver instance declares (a driver may vary it by its
+    # configuration): the support matrix reads it from the report.
+    request.node.user_properties.append(("declared", drv.supports(marker.args[0])))
+    if marker.kwargs.get("declaration"):
+        return
     if not drv.supports(marker.args[0]):
         pytest.skip(f"the {drv.name} driver does not declare {marker.args[0]}")
 
