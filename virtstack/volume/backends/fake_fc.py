@@ -59,8 +59,7 @@ from oslo_config import cfg
 
 from virtstack import exception
 from virtstack.volume.backends import filestore
-from virtstack.volume.backends.base import (ModelUpdate, SnapshotRef, VolumeBackend,
-                                            VolumeExport, VolumeRef)
+from virtstack.volume.backends.base import ModelUpdate, VolumeExport, VolumeRef
 from virtstack.volume.backends.file import volumes_dir
 
 LOG = logging.getLogger(__name__)
@@ -203,7 +202,7 @@ class Fabric:
                    f"(all {MAX_LUN} are used)")
 
 
-class FakeFCBackend(VolumeBackend):
+class FakeFCBackend(filestore.ExportedRawFileBackend):
     """Raw files presented as LUNs of an emulated FC array (see the module
     docstring: an emulation for driving FC attach paths without hardware)."""
 
@@ -246,7 +245,7 @@ class FakeFCBackend(VolumeBackend):
     def _size_bytes(self, volume: VolumeRef) -> int:
         return self.store.virtual_size(self.store.volume_path(volume.id), FORMAT)
 
-    def _register(self, volume: VolumeRef) -> ModelUpdate:
+    def _exported(self, volume: VolumeRef) -> ModelUpdate:
         """Give the just-made file of ``volume`` a LUN nobody is let in to
         (or the one it has, when a create is retried). On failure the file
         is removed."""
@@ -282,9 +281,6 @@ class FakeFCBackend(VolumeBackend):
         self.store.prepare()
         self.fabric.prepare()
 
-    def get_capacity(self) -> dict[str, int]:
-        return self.store.capacity(self.conf.volume.capacity_gb)
-
     def ensure_exports(self, exports: Sequence[VolumeExport]) -> dict[str, str]:
         """Put back each volume's record with exactly its live attachments'
         initiators."""
@@ -301,23 +297,6 @@ class FakeFCBackend(VolumeBackend):
 
     # -- volumes ---------------------------------------------------------------------
 
-    def create_volume(self, volume: VolumeRef) -> ModelUpdate:
-        self.store.create(self.store.volume_path(volume.id), volume.size, FORMAT)
-        return self._register(volume)
-
-    def create_volume_from_snapshot(self, volume: VolumeRef, snapshot: SnapshotRef) -> ModelUpdate:
-        self.store.copy(self.store.snapshot_path(snapshot.id), FORMAT,
-                        self.store.volume_path(volume.id), FORMAT, volume.size)
-        return self._register(volume)
-
-    def create_cloned_volume(self, volume: VolumeRef, source: VolumeRef) -> ModelUpdate:
-        self.store.copy(self.store.volume_path(source.id), FORMAT,
-                        self.store.volume_path(volume.id), FORMAT, volume.size)
-        return self._register(volume)
-
-    def copy_image_to_volume(self, volume: VolumeRef, image_path: str, disk_format: str) -> None:
-        self.store.write_image(image_path, disk_format, self.store.volume_path(volume.id), FORMAT)
-
     def delete_volume(self, volume: VolumeRef) -> None:
         with _fabric_lock:
             self.fabric.remove(volume.id)
@@ -333,14 +312,6 @@ class FakeFCBackend(VolumeBackend):
                 self.fabric.put(dataclasses.replace(export, size_bytes=self._size_bytes(volume)))
 
     # -- snapshots -----------------------------------------------------------------------
-
-    def create_snapshot(self, snapshot: SnapshotRef, volume: VolumeRef) -> ModelUpdate:
-        self.store.copy(self.store.volume_path(volume.id), FORMAT,
-                        self.store.snapshot_path(snapshot.id), FORMAT, volume.size)
-        return {"provider_location": FORMAT}
-
-    def delete_snapshot(self, snapshot: SnapshotRef) -> None:
-        self.store.delete(self.store.snapshot_path(snapshot.id))
 
     # -- export to compute hosts -------------------------------------------------------
 
@@ -379,6 +350,3 @@ class FakeFCBackend(VolumeBackend):
                          ",".join(sorted(gone)), export.lun, volume.id)
 
     # -- host-side access ------------------------------------------------------------------
-
-    def local_path(self, volume: VolumeRef) -> str:
-        return self.store.volume_path(volume.id)

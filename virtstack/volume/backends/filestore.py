@@ -27,13 +27,16 @@ import contextlib
 import json
 import os
 import stat
+from typing import Any
 
 from oslo_concurrency import processutils
 
 from virtstack import exception
+from virtstack.volume.backends.base import ModelUpdate, SnapshotRef, VolumeBackend, VolumeRef
 
 GiB = 1024 ** 3
 FORMATS = ("raw", "qcow2")
+RAW = "raw"  # what the exporting backends serve (tgt's rdwr store, the FC emulation)
 VOLUME_PREFIX = "volume-"
 SNAPSHOT_PREFIX = "snapshot-"
 PART_SUFFIX = ".part"
@@ -224,3 +227,49 @@ class VolumeFileStore:
         total = min(fs.f_blocks * fs.f_frsize // GiB, cap_gb)
         free = min(fs.f_bavail * fs.f_frsize // GiB, total)
         return {"total_capacity_gb": total, "free_capacity_gb": free}
+
+
+class ExportedRawFileBackend(VolumeBackend):
+    """What the backends that export raw files of a ``VolumeFileStore``
+    (``iscsi``, ``fake_fc``) share: the data operations. A subclass sets
+    ``self.store`` and ``self.conf`` and says how a volume is exported:
+    ``_exported(volume)`` after its file is made (returns the model update;
+    on failure removes the file). Deleting (unexport, then the file),
+    extending and connecting stay the subclass's own."""
+
+    store: VolumeFileStore
+    conf: Any
+
+    def _exported(self, volume: VolumeRef) -> ModelUpdate:
+        raise NotImplementedError
+
+    def get_capacity(self) -> dict[str, int]:
+        return self.store.capacity(self.conf.volume.capacity_gb)
+
+    def create_volume(self, volume: VolumeRef) -> ModelUpdate:
+        self.store.create(self.store.volume_path(volume.id), volume.size, RAW)
+        return self._exported(volume)
+
+    def create_volume_from_snapshot(self, volume: VolumeRef, snapshot: SnapshotRef) -> ModelUpdate:
+        self.store.copy(self.store.snapshot_path(snapshot.id), RAW,
+                        self.store.volume_path(volume.id), RAW, volume.size)
+        return self._exported(volume)
+
+    def create_cloned_volume(self, volume: VolumeRef, source: VolumeRef) -> ModelUpdate:
+        self.store.copy(self.store.volume_path(source.id), RAW,
+                        self.store.volume_path(volume.id), RAW, volume.size)
+        return self._exported(volume)
+
+    def copy_image_to_volume(self, volume: VolumeRef, image_path: str, disk_format: str) -> None:
+        self.store.write_image(image_path, disk_format, self.store.volume_path(volume.id), RAW)
+
+    def create_snapshot(self, snapshot: SnapshotRef, volume: VolumeRef) -> ModelUpdate:
+        self.store.copy(self.store.volume_path(volume.id), RAW,
+                        self.store.snapshot_path(snapshot.id), RAW, volume.size)
+        return {"provider_location": RAW}
+
+    def delete_snapshot(self, snapshot: SnapshotRef) -> None:
+        self.store.delete(self.store.snapshot_path(snapshot.id))
+
+    def local_path(self, volume: VolumeRef) -> str:
+        return self.store.volume_path(volume.id)

@@ -46,8 +46,7 @@ from oslo_config import cfg
 
 from virtstack import exception
 from virtstack.volume.backends import filestore, tgt
-from virtstack.volume.backends.base import (ModelUpdate, SnapshotRef, VolumeBackend,
-                                            VolumeExport, VolumeRef)
+from virtstack.volume.backends.base import ModelUpdate, VolumeExport, VolumeRef
 from virtstack.volume.backends.file import volumes_dir
 
 LOG = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ def parse_provider_auth(provider_auth: str | None) -> tuple[str, str] | None:
     return None
 
 
-class TgtISCSIBackend(VolumeBackend):
+class TgtISCSIBackend(filestore.ExportedRawFileBackend):
     """Raw files behind tgt targets with CHAP and per-initiator ACLs."""
 
     name = "iscsi"
@@ -131,9 +130,6 @@ class TgtISCSIBackend(VolumeBackend):
             raise exception.VolumeBackendError(
                 reason=f"tgtd does not answer ({exc.format_message()}); install and start it "
                        f"with tools/install-tgt.sh") from None
-
-    def get_capacity(self) -> dict[str, int]:
-        return self.store.capacity(self.conf.volume.capacity_gb)
 
     # -- exports --------------------------------------------------------------------
 
@@ -202,7 +198,7 @@ class TgtISCSIBackend(VolumeBackend):
         except error:
             pass
 
-    def _create_exported(self, volume: VolumeRef) -> ModelUpdate:
+    def _exported(self, volume: VolumeRef) -> ModelUpdate:
         """Export the just-made file of ``volume`` with new credentials (or
         those it has, when a create is retried). On failure neither the
         export nor the file is left."""
@@ -255,23 +251,6 @@ class TgtISCSIBackend(VolumeBackend):
 
     # -- volumes ------------------------------------------------------------------------
 
-    def create_volume(self, volume: VolumeRef) -> ModelUpdate:
-        self.store.create(self.store.volume_path(volume.id), volume.size, FORMAT)
-        return self._create_exported(volume)
-
-    def create_volume_from_snapshot(self, volume: VolumeRef, snapshot: SnapshotRef) -> ModelUpdate:
-        self.store.copy(self.store.snapshot_path(snapshot.id), FORMAT,
-                        self.store.volume_path(volume.id), FORMAT, volume.size)
-        return self._create_exported(volume)
-
-    def create_cloned_volume(self, volume: VolumeRef, source: VolumeRef) -> ModelUpdate:
-        self.store.copy(self.store.volume_path(source.id), FORMAT,
-                        self.store.volume_path(volume.id), FORMAT, volume.size)
-        return self._create_exported(volume)
-
-    def copy_image_to_volume(self, volume: VolumeRef, image_path: str, disk_format: str) -> None:
-        self.store.write_image(image_path, disk_format, self.store.volume_path(volume.id), FORMAT)
-
     def delete_volume(self, volume: VolumeRef) -> None:
         credentials = parse_provider_auth(volume.provider_auth)
         self._unexport(volume, credentials[0] if credentials else None)
@@ -297,14 +276,6 @@ class TgtISCSIBackend(VolumeBackend):
             LOG.info("Re-added LUN %d of %s to report %d GiB", LUN, target.iqn, new_size)
 
     # -- snapshots ----------------------------------------------------------------------
-
-    def create_snapshot(self, snapshot: SnapshotRef, volume: VolumeRef) -> ModelUpdate:
-        self.store.copy(self.store.volume_path(volume.id), FORMAT,
-                        self.store.snapshot_path(snapshot.id), FORMAT, volume.size)
-        return {"provider_location": FORMAT}
-
-    def delete_snapshot(self, snapshot: SnapshotRef) -> None:
-        self.store.delete(self.store.snapshot_path(snapshot.id))
 
     # -- export to compute hosts ----------------------------------------------------------
 
@@ -340,6 +311,3 @@ class TgtISCSIBackend(VolumeBackend):
             LOG.info("Shut initiator %s out of %s", name, target.iqn)
 
     # -- host-side access ---------------------------------------------------------------
-
-    def local_path(self, volume: VolumeRef) -> str:
-        return self.store.volume_path(volume.id)
